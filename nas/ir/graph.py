@@ -284,7 +284,7 @@ class ArchGraph:
 
     @cached_property
     def _fingerprint(self) -> str:
-        return _wl_hash(self)
+        return wl_hash(self)
 
     # ------------------------------------------------------------------ export
     def save_json(self, path: str | Path) -> None:
@@ -296,7 +296,8 @@ def _digest(s: str) -> str:
     return hashlib.blake2b(s.encode(), digest_size=16).hexdigest()
 
 
-def _wl_hash(g: ArchGraph) -> str:
+def wl_hash(g: ArchGraph) -> str:
+    """The fingerprint computation itself (uncached); see :meth:`ArchGraph.fingerprint`."""
     nodes = g.nodes
     idx = {n.name: i for i, n in enumerate(nodes)}
     preds: list[list[tuple[int, int, int]]] = [[] for _ in nodes]  # (slot, producer idx, out index)

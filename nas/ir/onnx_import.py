@@ -249,14 +249,20 @@ def prepare(
     return Prepared(inferred, inits, shapes, where, dataless)
 
 
+@functools.lru_cache(maxsize=1024)
+def _input_type(elem_type: int, shape: Shape) -> onnx.TypeProto:
+    t = onnx.TypeProto()
+    t.tensor_type.elem_type = elem_type
+    dims = t.tensor_type.shape.dim
+    for d in shape:
+        dims.add().dim_value = d
+    return t
+
+
 def _add_input(graph: onnx.GraphProto, name: str, elem_type: int, shape: Shape) -> None:
     vi = graph.input.add()
     vi.name = name
-    tt = vi.type.tensor_type
-    tt.elem_type = elem_type
-    dims = tt.shape.dim
-    for d in shape:
-        dims.add().dim_value = d
+    vi.type.CopyFrom(_input_type(elem_type, shape))
 
 
 def _slim(
@@ -305,9 +311,9 @@ class _Ctx:
         g = prep.inferred.graph
         self.shapes: dict[str, Shape] = dict(prep.inputs)
         for vi in list(g.value_info) + list(g.output):
-            dims = vi.type.tensor_type.shape.dim
-            shape = tuple(d.dim_value for d in dims)
-            if all(shape) or all(d.HasField("dim_value") for d in dims):
+            shape = tuple(d.dim_value for d in vi.type.tensor_type.shape.dim)
+            # dim_value 0 is either an unknown dim or a real empty dim; only the latter has the field
+            if all(shape) or all(d.HasField("dim_value") for d in vi.type.tensor_type.shape.dim):
                 self.shapes[vi.name] = shape
         self.consts: dict[str, np.ndarray] = {}
         #: initializers declared with a shape but no values (structure-only models); usable as weights only
@@ -455,18 +461,17 @@ def _placeholder(data_type: int, shape: Shape) -> np.ndarray:
     return np.broadcast_to(np.zeros((), helper.tensor_dtype_to_np_dtype(data_type)), shape)
 
 
+_DATA_FIELDS = frozenset(
+    {"raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data", "string_data",
+     "external_data"}
+)
+
+
 def _has_data(t: onnx.TensorProto) -> bool:
-    if t.data_location == onnx.TensorProto.EXTERNAL or t.raw_data:
+    """False for an initializer declared with a non-empty shape but no values."""
+    if any(f.name in _DATA_FIELDS for f, _ in t.ListFields()):
         return True
-    n = 1
-    for d in t.dims:
-        n *= d
-    if n == 0:
-        return True
-    return any(
-        len(getattr(t, f))
-        for f in ("float_data", "int32_data", "int64_data", "double_data", "uint64_data", "string_data")
-    )
+    return math.prod(t.dims) == 0
 
 
 def _attrs(n: onnx.NodeProto) -> dict[str, Any]:

@@ -1,0 +1,79 @@
+"""The `nas` command line, end to end, in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+
+from nas.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_export_then_info_reports_table_params(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "a.onnx"
+    code, out, _ = run(capsys, "export", "--space", "nb201", "--arch", "1", "-o", str(f))
+    assert code == 0 and f.is_file()
+    onnx.checker.check_model(onnx.load(str(f)))  # a real, runnable file with weights
+    assert "802,426" in out
+    code, out, _ = run(capsys, "info", str(f), "--json")
+    assert code == 0
+    info = json.loads(out)
+    assert info["params"] == 802426
+    assert {"params", "flops", "nodes", "op_counts", "fingerprint", "depth"} <= set(info)
+    assert info["op_counts"]["Conv"] == 52
+    code, text, _ = run(capsys, "info", str(f))
+    assert code == 0 and info["fingerprint"] in text
+
+
+def test_export_by_arch_string_and_seed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    arch = "|nor_conv_1x1~0|+|none~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"
+    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    assert run(capsys, "export", "--space", "nb201", "--arch", arch, "-o", str(a), "--seed", "3")[0] == 0
+    assert run(capsys, "export", "--space", "nb201", "--arch", arch, "-o", str(b), "--seed", "3", "--json")[0] == 0
+    wa = [t.raw_data for t in onnx.load(str(a)).graph.initializer]
+    wb = [t.raw_data for t in onnx.load(str(b)).graph.initializer]
+    assert wa == wb
+
+
+def test_spaces_lists_nb201(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "spaces", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert {"name": "nb201", "size": 15625}.items() <= next(r for r in rows if r["name"] == "nb201").items()
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (("export", "--space", "nope", "--arch", "1", "-o", "x.onnx"), "valid names: nb201"),
+        (("export", "--space", "nb201", "--arch", "|bad~0|", "-o", "x.onnx"), "arch string"),
+        (("export", "--space", "nb201", "--arch", "99999", "-o", "x.onnx"), "15624"),
+    ],
+)
+def test_bad_arguments_exit_2(argv: tuple[str, ...], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert needle in err
+
+
+def test_info_on_malformed_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = tmp_path / "notes.onnx"
+    text.write_text("this is not a model")
+    code, _, err = run(capsys, "info", str(text))
+    assert code == 2 and "notes.onnx" in err
+    good = tmp_path / "g.onnx"
+    assert run(capsys, "export", "--space", "nb201", "--arch", "5", "-o", str(good))[0] == 0
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(good.read_bytes()[:5000])
+    code, _, err = run(capsys, "info", str(cut))
+    assert code == 2 and "cut.onnx" in err
+    code, _, err = run(capsys, "info", str(tmp_path / "missing.onnx"))
+    assert code == 2 and "missing.onnx" in err
