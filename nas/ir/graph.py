@@ -68,7 +68,9 @@ class Node:
 
     ``attrs`` hold the canonical attributes (see :mod:`nas.ir.onnx_import` for each op),
     ``weights`` the learnable tensors by role (``weight``, ``bias``, and for BatchNorm also
-    ``running_mean``/``running_var``), ``params`` and ``flops`` the counts of :mod:`nas.ir.ops`.
+    ``running_mean``/``running_var``), ``weight_names`` the ONNX initializer each came from (nodes
+    sharing an initializer share the parameter), ``params`` and ``flops`` the counts of
+    :mod:`nas.ir.ops` for this node alone.
     """
 
     name: str
@@ -78,6 +80,7 @@ class Node:
     in_shapes: tuple[Shape | None, ...]
     out_shapes: tuple[Shape, ...]
     weights: Mapping[str, np.ndarray] = field(default_factory=dict)
+    weight_names: Mapping[str, str] = field(default_factory=dict)
     params: int = 0
     flops: int = 0
 
@@ -185,8 +188,23 @@ class ArchGraph:
 
     @cached_property
     def params(self) -> int:
-        """Learnable parameters (see :mod:`nas.ir.ops`)."""
-        return sum(n.params for n in self._nodes)
+        """Learnable parameters (see :mod:`nas.ir.ops`); a tensor shared by several nodes counts once."""
+        seen: set[str] = set()
+        total = 0
+        for n in self._nodes:
+            total += n.params
+            for role in OPS[n.op].weight_roles:
+                name = n.weight_names.get(role)
+                if name is not None and role in n.weights:
+                    if name in seen:
+                        total -= int(n.weights[role].size)
+                    seen.add(name)
+            for c in n.inputs:
+                if isinstance(c, Const) and c.value.size > 1:
+                    if c.name in seen:
+                        total -= int(c.value.size)
+                    seen.add(c.name)
+        return total
 
     @cached_property
     def flops(self) -> int:

@@ -152,6 +152,14 @@ def _input_shapes(
 
 def _toposort(nodes: Sequence[onnx.NodeProto], where: str) -> list[onnx.NodeProto]:
     """The nodes in topological order (stable for already sorted graphs); raise on a cycle."""
+    outputs = {o for n in nodes for o in n.output}
+    available: set[str] = set()
+    for n in nodes:
+        if any(t in outputs and t not in available for t in n.input):
+            break
+        available.update(n.output)
+    else:
+        return list(nodes)  # already sorted (the common case)
     producer: dict[str, int] = {}
     for i, n in enumerate(nodes):
         for o in n.output:
@@ -303,6 +311,7 @@ class _Rec:
     in_shapes: list[Shape | None]
     out_shapes: list[Shape]
     weights: dict[str, np.ndarray] = field(default_factory=dict)
+    weight_names: dict[str, str] = field(default_factory=dict)
 
 
 class _Ctx:
@@ -394,6 +403,7 @@ class _Ctx:
         inputs: Sequence[str],
         *,
         weights: dict[str, np.ndarray] | None = None,
+        weight_names: dict[str, str] | None = None,
         outputs: Sequence[str] | None = None,
         out_shapes: Sequence[Shape] | None = None,
     ) -> None:
@@ -429,7 +439,10 @@ class _Ctx:
             return
         operands: list[Operand] = [None if v is ZERO else v for v, _ in keep]  # type: ignore[misc]
         in_shapes: list[Shape | None] = [self.shape(t) for _, t in keep]
-        rec = _Rec(self.unique(n.name or f"{op}_{len(self.recs)}"), op, attrs, operands, in_shapes, oshapes, weights)
+        rec = _Rec(
+            self.unique(n.name or f"{op}_{len(self.recs)}"), op, attrs, operands, in_shapes, oshapes, weights,
+            dict(weight_names or {}),
+        )
         self.recs.append(rec)
         for k, o in enumerate(outs):
             if o:
@@ -474,11 +487,24 @@ def _has_data(t: onnx.TensorProto) -> bool:
     return math.prod(t.dims) == 0
 
 
+_A = onnx.AttributeProto
+
+
 def _attrs(n: onnx.NodeProto) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for a in n.attribute:
-        v = helper.get_attribute_value(a)
-        out[a.name] = v.decode() if isinstance(v, bytes) else v
+        t = a.type
+        if t == _A.INT:
+            out[a.name] = a.i
+        elif t == _A.INTS:
+            out[a.name] = tuple(a.ints)
+        elif t == _A.FLOAT:
+            out[a.name] = a.f
+        elif t == _A.STRING:
+            out[a.name] = a.s.decode()
+        else:
+            v = helper.get_attribute_value(a)
+            out[a.name] = v.decode() if isinstance(v, bytes) else v
     return out
 
 
@@ -578,7 +604,8 @@ def _conv(ctx: _Ctx, n: onnx.NodeProto) -> None:
         "out_channels": int(w.shape[0]),
         "bias": b is not None,
     }
-    ctx.emit("Conv", attrs, [n.input[0]], weights=weights)
+    names = {"weight": n.input[1]} | ({"bias": n.input[2]} if b is not None else {})
+    ctx.emit("Conv", attrs, [n.input[0]], weights=weights, weight_names=names)
 
 
 @_converter("Gemm")
@@ -596,7 +623,8 @@ def _gemm(ctx: _Ctx, n: onnx.NodeProto) -> None:
             raise ctx.unsupported("Gemm with a C input that varies along the batch is not supported")
         weights["bias"] = np.ascontiguousarray(bias[0], dtype=np.float32)
     attrs = {"in_features": int(w.shape[1]), "out_features": int(w.shape[0]), "bias": "bias" in weights}
-    ctx.emit("Gemm", attrs, [n.input[0]], weights=weights)
+    names = {"weight": n.input[1]} | ({"bias": n.input[2]} if "bias" in weights else {})
+    ctx.emit("Gemm", attrs, [n.input[0]], weights=weights, weight_names=names)
 
 
 @_converter("MatMul")
@@ -605,7 +633,7 @@ def _matmul(ctx: _Ctx, n: onnx.NodeProto) -> None:
     if b is not None and b.ndim == 2 and ctx.const(n.input[0]) is None:
         w = np.ascontiguousarray(b.T)
         attrs = {"in_features": int(w.shape[1]), "out_features": int(w.shape[0]), "bias": False}
-        ctx.emit("Gemm", attrs, [n.input[0]], weights={"weight": w})
+        ctx.emit("Gemm", attrs, [n.input[0]], weights={"weight": w}, weight_names={"weight": n.input[1]})
         return
     ctx.emit("MatMul", {}, [n.input[0], n.input[1]])
 
@@ -621,7 +649,8 @@ def _batchnorm(ctx: _Ctx, n: onnx.NodeProto) -> None:
         "momentum": round(1.0 - float(np.float32(a.get("momentum", 0.9))), 6),
     }
     weights = {"weight": scale, "bias": bias, "running_mean": mean, "running_var": var}
-    ctx.emit("BatchNorm", attrs, [n.input[0]], weights=weights, outputs=[n.output[0]])
+    names = dict(zip(("weight", "bias", "running_mean", "running_var"), n.input[1:5], strict=True))
+    ctx.emit("BatchNorm", attrs, [n.input[0]], weights=weights, weight_names=names, outputs=[n.output[0]])
 
 
 @_converter("LayerNormalization")
@@ -630,10 +659,12 @@ def _layernorm(ctx: _Ctx, n: onnx.NodeProto) -> None:
     shape = ctx.shape(n.input[0])
     axis = _axis(a.get("axis", -1), len(shape))
     weights = {"weight": ctx.need_const(n.input[1], "the LayerNorm scale")}
+    names = {"weight": n.input[1]}
     if len(n.input) > 2 and n.input[2]:
         weights["bias"] = ctx.need_const(n.input[2], "the LayerNorm bias")
+        names["bias"] = n.input[2]
     attrs = {"normalized_shape": tuple(shape[axis:]), "eps": float(np.float32(a.get("epsilon", 1e-5)))}
-    ctx.emit("LayerNorm", attrs, [n.input[0]], weights=weights, outputs=[n.output[0]])
+    ctx.emit("LayerNorm", attrs, [n.input[0]], weights=weights, weight_names=names, outputs=[n.output[0]])
 
 
 def _simple(op: str, defaults: Mapping[str, Any] | None = None) -> Converter:
@@ -912,6 +943,7 @@ def _fold_linear_bias(recs: list[_Rec], outputs: list[Operand]) -> None:
         if b.size != g.attrs["out_features"] or b.shape[-1:] != (b.size,):
             continue
         g.weights["bias"] = np.ascontiguousarray(b.reshape(-1))
+        g.weight_names["bias"] = consts[0].name
         g.attrs = {**g.attrs, "bias": True}
         dead.add(r.name)
         moved[Ref(r.name, 0)] = Ref(g.name, 0)
@@ -990,7 +1022,7 @@ def from_onnx(
         if inp.name not in prep.inputs:
             continue
         name = ctx.unique(inp.name)
-        ctx.recs.append(_Rec(name, "Input", {}, [], [], [ctx.shape(inp.name)], {}))
+        ctx.recs.append(_Rec(name, "Input", {}, [], [], [ctx.shape(inp.name)]))
         ctx.env[inp.name] = Ref(name, 0)
     for n in g.node:
         ctx.onode = n
@@ -1033,6 +1065,7 @@ def _freeze(r: _Rec) -> Node:
         in_shapes=tuple(r.in_shapes),
         out_shapes=tuple(r.out_shapes),
         weights=r.weights,
+        weight_names=r.weight_names,
         params=count_params(r.op, r.weights, consts),
         flops=count_flops(r.op, r.attrs, r.in_shapes, r.out_shapes),
     )

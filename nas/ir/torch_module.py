@@ -239,6 +239,21 @@ def _load_weights(layer: nn.Module, node: Node) -> None:
             t.copy_(torch.from_numpy(np.array(arr, dtype=np.float32)).reshape(t.shape))
 
 
+def _tie(layer: nn.Module, node: Node, shared: dict[str, nn.Parameter]) -> None:
+    """Make nodes that read one ONNX initializer share one ``nn.Parameter`` (tied weights)."""
+    target = layer.layer if isinstance(layer, _Padded) else layer
+    for role in ("weight", "bias"):
+        name = node.weight_names.get(role)
+        param = getattr(target, role, None)
+        if name is None or not isinstance(param, nn.Parameter):
+            continue
+        first = shared.get(name)
+        if first is None:
+            shared[name] = param
+        elif first.shape == param.shape:
+            setattr(target, role, first)
+
+
 def _key(i: int, name: str) -> str:
     return f"n{i}_" + re.sub(r"[^0-9A-Za-z_]", "_", name)[:40]
 
@@ -256,6 +271,8 @@ class GraphModule(nn.Module):
         #        / ("zero", shape))
         self._plan: list[tuple[str, str, list[tuple[Any, ...]]]] = []
         n_const = 0
+        shared: dict[str, nn.Parameter] = {}  # initializer name -> the one Parameter for it
+        const_keys: dict[str, str] = {}
         for i, node in enumerate(graph.nodes):
             if node.op == "Input":
                 continue
@@ -266,20 +283,22 @@ class GraphModule(nn.Module):
             layer = builder(node)
             if keep_weights and node.weights:
                 _load_weights(layer, node)
+            _tie(layer, node, shared)
             self.layers[key] = layer
             operands: list[tuple[Any, ...]] = []
             for x, shape in zip(node.inputs, node.in_shapes, strict=True):
                 if isinstance(x, Ref):
                     operands.append(("ref", x.node, x.index, shape))
                 elif isinstance(x, Const):
-                    ckey = f"c{n_const}"
-                    n_const += 1
-                    t = torch.from_numpy(np.array(x.value))  # a writable copy
-                    if t.numel() > 1 and t.is_floating_point():
-                        self.register_parameter(ckey, nn.Parameter(t))
-                    else:
-                        self.register_buffer(ckey, t)
-                    operands.append(("const", ckey, shape))
+                    if x.name not in const_keys:
+                        ckey = const_keys[x.name] = f"c{n_const}"
+                        n_const += 1
+                        t = torch.from_numpy(np.array(x.value))  # a writable copy
+                        if t.numel() > 1 and t.is_floating_point():
+                            self.register_parameter(ckey, nn.Parameter(t))
+                        else:
+                            self.register_buffer(ckey, t)
+                    operands.append(("const", const_keys[x.name], shape))
                 else:
                     operands.append(("zero", shape))
             self._plan.append((key, node.name, operands))
@@ -287,6 +306,12 @@ class GraphModule(nn.Module):
             (o.node, o.index, s) if isinstance(o, Ref) else (None, 0, s)
             for o, s in zip(graph.outputs, graph.output_shapes, strict=True)
         ]
+        # Nodes whose result reaches no output: the graph removed the all-zero edge they fed
+        # (``x * 0``). The original module still back-propagates zeros into their parameters, so the
+        # outputs get ``0 * sum(dead ends)`` to give those parameters zero gradients, not None.
+        used = {o.node for o in graph.outputs if isinstance(o, Ref)}
+        used.update(r.node for n in graph.nodes for _, r in n.refs)
+        self._dead_ends = [n.name for n in graph.nodes if n.op != "Input" and n.name not in used]
 
     def _fetch(self, spec: tuple[Any, ...], env: dict[str, Any], scale: float, like: torch.Tensor) -> torch.Tensor:
         kind = spec[0]
@@ -319,6 +344,9 @@ class GraphModule(nn.Module):
                 outs.append(self._fetch(("zero", shape), env, scale, like))
             else:
                 outs.append(self._fetch(("ref", node, index, shape), env, scale, like))
+        if self._dead_ends:
+            anchor = sum(t.sum() for name in self._dead_ends for t in env[name]) * 0.0
+            outs = [o + anchor for o in outs]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
 
