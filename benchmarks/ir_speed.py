@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         g = ArchGraph.from_onnx(path)  # warm-up
         resnet_ms = _median_ms(lambda _: ArchGraph.from_onnx(path), range(args.repeats))
 
-    result = {
+    result: dict[str, Any] = {
         "nb201_genotype_to_graph_ms": {"median": nb201_ms, "n": len(genotypes), "goal": 5.0},
         "resnet50_file_to_graph_ms": {
             "median": resnet_ms, "repeats": args.repeats, "goal": 1000.0, "file_mb": round(size_mb, 1),

@@ -109,11 +109,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         members[u].append(i)
     via_class = 0
     unexplained: list[str] = []
-    for i in np.flatnonzero(~direct):
-        if any(abs(int(ours[j]) - int(table[i])) <= 1 for j in members[unique[i]]):
+    for k in np.flatnonzero(~direct).tolist():
+        if any(abs(int(ours[j]) - int(table[k])) <= 1 for j in members[unique[k]]):
             via_class += 1
         else:
-            unexplained.append(arch[i])
+            unexplained.append(arch[k])
 
     canon = [canonical_form(a) for a in arch]
     ours_classes: dict[str, set[int]] = defaultdict(set)

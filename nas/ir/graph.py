@@ -94,7 +94,12 @@ class Node:
 
         Used by the fingerprint; two nodes with equal labels compute the same kind of function.
         """
-        consts = [list(c.value.shape) for c in self.inputs if isinstance(c, Const)]
+        # constant operands: their shape, and their value when scalar (x**2 is not x**3)
+        consts = [
+            [list(c.value.shape), c.value.item() if c.value.size == 1 else None]
+            for c in self.inputs
+            if isinstance(c, Const)
+        ]
         zeros = [i for i, x in enumerate(self.inputs) if x is None]
         payload = [
             self.op,
@@ -254,9 +259,12 @@ class ArchGraph:
         lines = []
         for i, n in enumerate(self._nodes):
             args = []
-            for x in n.inputs:
+            for x, read in zip(n.inputs, n.in_shapes, strict=True):
                 if isinstance(x, Ref):
-                    args.append(f"%{index[x.node]}" + (f".{x.index}" if x.index else ""))
+                    arg = f"%{index[x.node]}" + (f".{x.index}" if x.index else "")
+                    if read is not None and read != self._by_name[x.node].out_shapes[x.index]:
+                        arg += "@" + "x".join(map(str, read[1:]))  # read through a reshape
+                    args.append(arg)
                 elif isinstance(x, Const):
                     args.append("const" + "x".join(map(str, x.value.shape)))
                 else:
@@ -318,12 +326,15 @@ def wl_hash(g: ArchGraph) -> str:
     """The fingerprint computation itself (uncached); see :meth:`ArchGraph.fingerprint`."""
     nodes = g.nodes
     idx = {n.name: i for i, n in enumerate(nodes)}
-    preds: list[list[tuple[int, int, int]]] = [[] for _ in nodes]  # (slot, producer idx, out index)
-    succs: list[list[tuple[int, int, int]]] = [[] for _ in nodes]
+    # edges: (label, other node, producer output index); the label is the consumer's slot (dropped for
+    # commutative ops) and the per-sample shape it reads the operand as (a reshape can change broadcasting)
+    preds: list[list[tuple[str, int, int]]] = [[] for _ in nodes]
+    succs: list[list[tuple[str, int, int]]] = [[] for _ in nodes]
     for j, n in enumerate(nodes):
         commutative = OPS[n.op].commutative
         for slot, r in n.refs:
-            s = -1 if commutative else slot
+            read = n.in_shapes[slot]
+            s = f"{-1 if commutative else slot}/{list(read[1:]) if read else None}"
             i = idx[r.node]
             preds[j].append((s, i, r.index))
             succs[i].append((s, j, r.index))

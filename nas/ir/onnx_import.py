@@ -181,8 +181,18 @@ def _toposort(nodes: Sequence[onnx.NodeProto], where: str) -> list[onnx.NodeProt
             if indeg[u] == 0:
                 ready.append(u)
     if len(order) != len(nodes):
-        stuck = [nodes[i].name or f"#{i}:{nodes[i].op_type}" for i in range(len(nodes)) if indeg[i] > 0]
-        raise GraphCycleError(f"{where}: the graph has a cycle through nodes {stuck}", stuck)
+        # What the sort could not reach is the cycles plus what lies downstream of them; peel off the
+        # downstream part (stuck nodes none of whose users are stuck) until only cycles remain.
+        stuck = {i for i in range(len(nodes)) if indeg[i] > 0}
+        changed = True
+        while changed:
+            changed = False
+            for i in list(stuck):
+                if not any(u in stuck for u in users[i]):
+                    stuck.discard(i)
+                    changed = True
+        names = [nodes[i].name or f"#{i}:{nodes[i].op_type}" for i in sorted(stuck)]
+        raise GraphCycleError(f"{where}: the graph has a cycle through nodes {names}", names)
     return [nodes[i] for i in order]
 
 
@@ -317,6 +327,9 @@ class _Rec:
 class _Ctx:
     def __init__(self, prep: Prepared) -> None:
         self.where = prep.where
+        self.opset = next(
+            (o.version for o in prep.inferred.opset_import if o.domain in ("", "ai.onnx")), 1
+        )
         g = prep.inferred.graph
         self.shapes: dict[str, Shape] = dict(prep.inputs)
         for vi in list(g.value_info) + list(g.output):
@@ -406,6 +419,7 @@ class _Ctx:
         weight_names: dict[str, str] | None = None,
         outputs: Sequence[str] | None = None,
         out_shapes: Sequence[Shape] | None = None,
+        in_shapes: Sequence[Shape] | None = None,
     ) -> None:
         """Add a canonical node reading ``inputs`` (tensor names) and writing ``outputs``."""
         n = self.onode
@@ -433,14 +447,19 @@ class _Ctx:
                 self.env[outs[0]] = keep[0][0]
                 return
         spec = OPS[op]
-        if spec.zero_preserving and "bias" not in weights and keep and all(v is ZERO for v, _ in keep):
+        preserving = spec.zero_preserving and "bias" not in weights
+        if op == "Pad" and attrs["mode"] == "constant" and attrs["value"] != 0.0:
+            preserving = False  # the border is filled with a non-zero value
+        if preserving and keep and all(v is ZERO for v, _ in keep):
             for o in outs:
                 self.env[o] = ZERO
             return
         operands: list[Operand] = [None if v is ZERO else v for v, _ in keep]  # type: ignore[misc]
-        in_shapes: list[Shape | None] = [self.shape(t) for _, t in keep]
+        read_shapes: list[Shape | None] = (
+            list(in_shapes) if in_shapes is not None else [self.shape(t) for _, t in keep]
+        )
         rec = _Rec(
-            self.unique(n.name or f"{op}_{len(self.recs)}"), op, attrs, operands, in_shapes, oshapes, weights,
+            self.unique(n.name or f"{op}_{len(self.recs)}"), op, attrs, operands, read_shapes, oshapes, weights,
             dict(weight_names or {}),
         )
         self.recs.append(rec)
@@ -698,8 +717,15 @@ for _onnx_op, _op, _defaults in [
 
 @_converter("Softmax")
 def _softmax(ctx: _Ctx, n: onnx.NodeProto) -> None:
-    rank = len(ctx.shape(n.input[0]))
-    ctx.emit("Softmax", {"axis": _axis(_attrs(n).get("axis", -1), rank)}, [n.input[0]])
+    shape = ctx.shape(n.input[0])
+    rank = len(shape)
+    if ctx.opset >= 13:
+        ctx.emit("Softmax", {"axis": _axis(_attrs(n).get("axis", -1), rank)}, [n.input[0]])
+        return
+    # Before opset 13, Softmax normalizes over all dims from `axis` on (default 1), flattened.
+    axis = _axis(_attrs(n).get("axis", 1), rank)
+    flat = (*shape[:axis], math.prod(shape[axis:]))
+    ctx.emit("Softmax", {"axis": axis}, [n.input[0]], in_shapes=[flat], out_shapes=[flat])
 
 
 @_converter("Clip")
@@ -815,12 +841,19 @@ def _slice(ctx: _Ctx, n: onnx.NodeProto) -> None:
         return
     shape = ctx.shape(n.input[0])
     rank = len(shape)
-    starts = _ints(ctx.need_const(n.input[1], "Slice starts"))
-    ends = _ints(ctx.need_const(n.input[2], "Slice ends"))
-    axes = _ints(ctx.need_const(n.input[3], "Slice axes")) if len(n.input) > 3 and n.input[3] else tuple(
-        range(len(starts)))
-    steps = _ints(ctx.need_const(n.input[4], "Slice steps")) if len(n.input) > 4 and n.input[4] else (1,) * len(
-        starts)
+    a = _attrs(n)
+
+    def arg(k: int, name: str) -> tuple[int, ...] | None:
+        # attributes before opset 10, constant inputs since
+        if len(n.input) > k and n.input[k]:
+            return _ints(ctx.need_const(n.input[k], f"Slice {name}"))
+        return tuple(a[name]) if name in a else None
+
+    starts, ends = arg(1, "starts"), arg(2, "ends")
+    if starts is None or ends is None:
+        raise ctx.unsupported("Slice without starts/ends")
+    axes = arg(3, "axes") or tuple(range(len(starts)))
+    steps = arg(4, "steps") or (1,) * len(starts)
     axes = tuple(_axis(x, rank) for x in axes)
     norm_s, norm_e = [], []
     for s, e, ax, st in zip(starts, ends, axes, steps, strict=True):
@@ -861,7 +894,7 @@ def _pad(ctx: _Ctx, n: onnx.NodeProto) -> None:
         pads = _ints(ctx.need_const(n.input[1], "the Pad pads"))
     else:
         pads = tuple(a.get("pads", ()))
-    value = 0.0
+    value = float(a.get("value", 0.0))  # an attribute before opset 11, an input since
     if len(n.input) > 2 and n.input[2]:
         value = float(ctx.need_const(n.input[2], "the Pad value"))
     if len(n.input) > 3 and n.input[3]:
@@ -993,7 +1026,10 @@ def _dedupe(recs: list[_Rec], outputs: list[Operand]) -> None:
             r.inputs = [moved.get(x, x) if isinstance(x, Ref) else x for x in r.inputs]
         if r.op == "Input" or r.weights or any(isinstance(x, Const) for x in r.inputs):
             continue
-        key = (r.op, repr(sorted(r.attrs.items())), tuple(r.inputs), tuple(r.in_shapes))
+        operands = list(zip(r.inputs, r.in_shapes, strict=True))
+        if OPS[r.op].commutative:
+            operands.sort(key=repr)
+        key = (r.op, repr(sorted(r.attrs.items())), tuple(operands))
         if key in seen:
             for k in range(len(r.out_shapes)):
                 moved[Ref(r.name, k)] = Ref(seen[key], k)

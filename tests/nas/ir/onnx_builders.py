@@ -105,7 +105,9 @@ class OnnxBuilder:
     def build(self, outputs: Sequence[str] = (), *, nodes: Sequence[onnx.NodeProto] | None = None) -> onnx.ModelProto:
         """The model; ``nodes`` overrides the node list (e.g. a permutation of ``self.nodes``)."""
         outs = self.outputs + [helper.make_tensor_value_info(o, FLOAT, None) for o in outputs]
-        graph = helper.make_graph(list(self.nodes if nodes is None else nodes), self.name, self.inputs, outs, self.inits)
+        graph = helper.make_graph(
+            list(self.nodes if nodes is None else nodes), self.name, self.inputs, outs, self.inits
+        )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)])
         model.ir_version = 8 if self.opset >= 15 else 6
         _type_outputs(model)

@@ -120,12 +120,6 @@ def test_cycle_is_graph_cycle_error_listing_the_nodes() -> None:
     assert "cyclic" in str(err)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="_toposort reports every node Kahn's algorithm could not reach, including nodes downstream of the "
-    "cycle, while GraphCycleError documents `nodes` as the nodes on the cycle",
-)
 def test_cycle_error_lists_only_the_nodes_on_the_cycle() -> None:
     with pytest.raises(GraphCycleError) as info:
         from_onnx(_cycle_model(with_tail=True))
@@ -379,11 +373,6 @@ def test_ops_that_do_not_map_zero_to_zero_keep_a_none_operand() -> None:
     assert node_features(bn_node, g.batch_size)[-1] == 1.0  # the zero_in feature counts the removed edge
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="OPS['Pad'] is zero_preserving, so Pad(zeros, value=1) is dropped as all-zero although its border is 1",
-)
 def test_constant_pad_with_a_nonzero_value_is_not_zero() -> None:
     b = OnnxBuilder()
     x = b.input("x", (1, 3, 4, 4))
@@ -598,11 +587,6 @@ def test_ops_with_weights_or_different_attributes_are_not_merged() -> None:
     assert ops(g).count("MaxPool") == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="_dedupe keys commutative ops on the ordered operand tuple, so Add(a, b) and Add(b, a) are not merged",
-)
 def test_commuted_duplicates_are_merged() -> None:
     b = OnnxBuilder()
     x = b.input("x", (1, 4))
@@ -652,12 +636,6 @@ def test_batchnorm_momentum_is_in_pytorch_convention(onnx_momentum: float | None
 # --------------------------------------------------------------------------- opset-dependent semantics
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="_softmax ignores the opset: before opset 13 Softmax defaults to axis=1 and normalizes over all of "
-    "the flattened dims [axis:], which the IR's per-axis Softmax cannot express",
-)
 @pytest.mark.parametrize("attrs", [{}, {"axis": 1}])
 def test_softmax_before_opset_13_keeps_its_semantics(attrs: dict[str, int]) -> None:
     b = OnnxBuilder(opset=11)
@@ -674,11 +652,6 @@ def test_softmax_before_opset_13_keeps_its_semantics(attrs: dict[str, int]) -> N
     assert sm.attrs["axis"] == 1 and sm.in_shapes == ((1, 32),)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="_pad reads the padding value only from input 2; opset <= 10 has a `value` attr",
-)
 def test_pad_value_attribute_before_opset_11_is_kept() -> None:
     b = OnnxBuilder(opset=10)
     x = b.input("x", (1, 2, 3, 3))
@@ -686,11 +659,6 @@ def test_pad_value_attribute_before_opset_11_is_kept() -> None:
     assert only(g, "Pad").attrs["value"] == 2.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IndexError,
-    reason="_slice indexes n.input[1] unconditionally; opset < 10 Slice has starts/ends attributes -> IndexError",
-)
 def test_slice_with_attributes_before_opset_10_is_a_nas_error_or_imports() -> None:
     b = OnnxBuilder(opset=9)
     x = b.input("x", (1, 2, 3, 3))
