@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from nas.errors import GenotypeError
 from nas.ir import ArchGraph
+from nas.ir.onnx_import import DATA_INPUTS_KEY
 from search_spaces import SPACES
 from search_spaces.base import Dimension
 
@@ -236,6 +237,11 @@ class NB201Network(nn.Module):
 # --------------------------------------------------------------------------- direct ONNX graph
 
 
+@functools.lru_cache(maxsize=64)
+def _weight_type(shape: tuple[int, ...]) -> onnx.TypeProto:
+    return helper.make_tensor_type_proto(TensorProto.FLOAT, list(shape))
+
+
 def _hashable(v: object) -> object:
     return tuple(v) if isinstance(v, list) else v
 
@@ -249,14 +255,17 @@ def _attributes(items: tuple[tuple[str, object], ...]) -> list[onnx.AttributePro
 class _OnnxBuilder:
     """Writes the same network as :class:`NB201Network` with ``onnx.helper``.
 
-    The model is structure-only: weights are initializers with shapes but no values, which keeps
-    building and checking it to milliseconds. ``to_torch()`` initializes them; for a runnable file
-    with weights, export :meth:`NB201Space.to_module` instead (what ``nas export`` does).
+    The model is structure-only: weights are typed graph inputs with shapes and no values (the
+    ``nas:data_inputs`` metadata names the one data input), which keeps building and checking it to
+    milliseconds; it is still a valid ONNX model that runs when the weights are fed. ``to_torch()``
+    initializes them; for a file with weights, export :meth:`NB201Space.to_module` instead (what
+    ``nas export`` does).
     """
 
     def __init__(self, batch: int, size: int) -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
+        self.weights: list[onnx.ValueInfoProto] = []
         self.k = 0
         self.batch = batch
         self.size = size
@@ -266,10 +275,11 @@ class _OnnxBuilder:
         return f"{base}_{self.k}"
 
     def init(self, base: str, shape: tuple[int, ...]) -> str:
-        """A float weight with a shape and no values."""
+        """A float weight with a shape and no values: a typed graph input (see ``DATA_INPUTS_KEY``)."""
         n = self.name(base)
-        t = onnx.TensorProto(name=n, data_type=TensorProto.FLOAT, dims=shape)
-        self.inits.append(t)
+        vi = onnx.ValueInfoProto(name=n)
+        vi.type.CopyFrom(_weight_type(shape))
+        self.weights.append(vi)
         return n
 
     def node(self, op: str, inputs: list[str], **attrs: object) -> str:
@@ -342,7 +352,10 @@ class _OnnxBuilder:
             [helper.make_tensor_value_info("output", TensorProto.FLOAT, [self.batch, num_classes])],
             self.inits,
         )
-        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], producer_name="nas.nb201")
+        graph.input.extend(self.weights)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], producer_name="nas.nb201")
+        helper.set_model_props(model, {DATA_INPUTS_KEY: "input"})
+        return model
 
 
 # --------------------------------------------------------------------------- the space

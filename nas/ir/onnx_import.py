@@ -95,11 +95,14 @@ def load_model(model: str | Path | bytes | onnx.ModelProto) -> tuple[onnx.ModelP
 
 
 def _input_shapes(
-    graph: onnx.GraphProto, where: str, input_shapes: Mapping[str, Shape] | Shape | None
+    graph: onnx.GraphProto,
+    where: str,
+    input_shapes: Mapping[str, Shape] | Shape | None,
+    weight_inputs: Mapping[str, tuple[int, Shape]],
 ) -> dict[str, Shape]:
-    """The static shape of every (non-initializer) graph input; see the module docstring."""
+    """The static shape of every data input (not an initializer or a weight input); see the module docstring."""
     init = {t.name for t in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in init]
+    inputs = [i for i in graph.input if i.name not in init and i.name not in weight_inputs]
     if not inputs:
         raise NoInputsError(f"{where}: the graph has no inputs (every input is an initializer)")
     if input_shapes is not None and not isinstance(input_shapes, Mapping):
@@ -152,20 +155,12 @@ def _input_shapes(
 
 def _toposort(nodes: Sequence[onnx.NodeProto], where: str) -> list[onnx.NodeProto]:
     """The nodes in topological order (stable for already sorted graphs); raise on a cycle."""
-    outputs = {o for n in nodes for o in n.output}
-    available: set[str] = set()
-    for n in nodes:
-        if any(t in outputs and t not in available for t in n.input):
-            break
-        available.update(n.output)
-    else:
+    ins = [list(n.input) for n in nodes]
+    outs = [list(n.output) for n in nodes]
+    producer: dict[str, int] = {o: i for i, os_ in enumerate(outs) for o in os_ if o}
+    if all(producer.get(t, -1) < i for i, ts in enumerate(ins) for t in ts):
         return list(nodes)  # already sorted (the common case)
-    producer: dict[str, int] = {}
-    for i, n in enumerate(nodes):
-        for o in n.output:
-            if o:
-                producer[o] = i
-    deps: list[set[int]] = [{producer[t] for t in n.input if t in producer} for n in nodes]
+    deps: list[set[int]] = [{producer[t] for t in ts if t in producer} for ts in ins]
     indeg = [len(d) for d in deps]
     users: dict[int, list[int]] = defaultdict(list)
     for i, d in enumerate(deps):
@@ -215,6 +210,7 @@ class Prepared:
     inputs: dict[str, Shape]
     where: str
     dataless: set[str]
+    weight_inputs: dict[str, tuple[int, Shape]]
 
 
 def prepare(
@@ -228,18 +224,66 @@ def prepare(
     they are read (their size must match their shape).
     """
     proto, where = load_model(model)
-    shapes = _input_shapes(proto.graph, where, input_shapes)
+    weight_inputs = _weight_inputs(proto, where)
+    shapes = _input_shapes(proto.graph, where, input_shapes, weight_inputs)
     nodes = _toposort(list(proto.graph.node), where)
     if any(n.op_type in _SHAPE_OPS for n in nodes):
         proto = _slim(proto, shapes, nodes, where)
         nodes = _toposort(list(proto.graph.node), where)
     g = proto.graph
     inits = {t.name: t for t in g.initializer}
-    dataless = {t.name for t in g.initializer if not _has_data(t)}
+    dataless = {t.name for t in g.initializer if not _has_data(t)} | set(weight_inputs)
     heavy = [
         t for t in g.initializer
         if t.data_type in _FLOATS and (t.name in dataless or math.prod(t.dims) > _LIGHT_LIMIT)
     ]
+    if not heavy and all(a is b for a, b in zip(nodes, g.node, strict=True)) and all(
+        tuple(d.dim_value for d in i.type.tensor_type.shape.dim) == shapes[i.name]
+        for i in g.input if i.name in shapes
+    ):
+        light = proto  # nothing to strip, sort or fix: check and infer the model as it is
+    else:
+        light = _light_copy(proto, nodes, shapes, heavy)
+    try:
+        onnx.checker.check_model(light)
+    except onnx.checker.ValidationError as e:
+        raise IRError(f"{where}: onnx.checker rejected the model: {e}") from e
+    try:
+        inferred = onnx.shape_inference.infer_shapes(light, check_type=True, strict_mode=True, data_prop=True)
+    except Exception as e:
+        raise IRError(f"{where}: ONNX shape inference failed: {e}") from e
+    return Prepared(inferred, inits, shapes, where, dataless, weight_inputs)
+
+
+#: Metadata key of structure-only models: the comma-separated names of the graph inputs that are
+#: data. Every other graph input is a weight that has a shape but no values (see ``weight_inputs``).
+DATA_INPUTS_KEY = "nas:data_inputs"
+
+
+def _weight_inputs(proto: onnx.ModelProto, where: str) -> dict[str, tuple[int, Shape]]:
+    """Graph inputs that stand for weights, by the :data:`DATA_INPUTS_KEY` metadata: name -> (type, shape)."""
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if DATA_INPUTS_KEY not in meta:
+        return {}
+    data = set(meta[DATA_INPUTS_KEY].split(","))
+    init = {t.name for t in proto.graph.initializer}
+    out: dict[str, tuple[int, Shape]] = {}
+    for i in proto.graph.input:
+        if i.name in data or i.name in init:
+            continue
+        tt = i.type.tensor_type
+        shape = tuple(d.dim_value for d in tt.shape.dim)
+        if 0 in shape and not all(d.HasField("dim_value") for d in tt.shape.dim):
+            raise DynamicShapeError(f"{where}: weight input {i.name!r} needs a static shape")
+        out[i.name] = (tt.elem_type, shape)
+    return out
+
+
+def _light_copy(
+    proto: onnx.ModelProto, nodes: list[onnx.NodeProto], shapes: Mapping[str, Shape], heavy: list[onnx.TensorProto]
+) -> onnx.ModelProto:
+    """The model with sorted nodes, fixed input shapes, and heavy initializers as typed inputs."""
+    g = proto.graph
     heavy_names = {t.name for t in heavy}
     light = onnx.ModelProto()
     light.ir_version = proto.ir_version
@@ -253,18 +297,12 @@ def prepare(
     for inp in g.input:
         if inp.name in shapes:
             _add_input(lg, inp.name, inp.type.tensor_type.elem_type, shapes[inp.name])
+        elif inp.name not in heavy_names:
+            lg.input.append(inp)  # a weight input, or a light initializer also listed as an input
     for t in heavy:
         if t.name not in shapes:
             _add_input(lg, t.name, t.data_type, tuple(t.dims))
-    try:
-        onnx.checker.check_model(light)
-    except onnx.checker.ValidationError as e:
-        raise IRError(f"{where}: onnx.checker rejected the model: {e}") from e
-    try:
-        inferred = onnx.shape_inference.infer_shapes(light, check_type=True, strict_mode=True, data_prop=True)
-    except Exception as e:
-        raise IRError(f"{where}: ONNX shape inference failed: {e}") from e
-    return Prepared(inferred, inits, shapes, where, dataless)
+    return light
 
 
 @functools.lru_cache(maxsize=1024)
@@ -340,6 +378,9 @@ class _Ctx:
         self.consts: dict[str, np.ndarray] = {}
         #: initializers declared with a shape but no values (structure-only models); usable as weights only
         self.dataless: set[str] = set(prep.dataless)
+        for name, (elem_type, shape) in prep.weight_inputs.items():
+            self.consts[name] = _placeholder(elem_type, shape)
+            self.shapes[name] = shape
         for name, t in prep.initializers.items():
             if name in self.dataless:
                 self.consts[name] = _placeholder(t.data_type, tuple(t.dims))
@@ -493,17 +534,17 @@ def _placeholder(data_type: int, shape: Shape) -> np.ndarray:
     return np.broadcast_to(np.zeros((), helper.tensor_dtype_to_np_dtype(data_type)), shape)
 
 
-_DATA_FIELDS = frozenset(
-    {"raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data", "string_data",
-     "external_data"}
-)
+_DATA_FIELDS = ("float_data", "int32_data", "int64_data", "double_data", "uint64_data", "string_data")
 
 
 def _has_data(t: onnx.TensorProto) -> bool:
     """False for an initializer declared with a non-empty shape but no values."""
-    if any(f.name in _DATA_FIELDS for f, _ in t.ListFields()):
-        return True
-    return math.prod(t.dims) == 0
+    return (
+        t.HasField("raw_data")
+        or t.data_location == onnx.TensorProto.EXTERNAL
+        or any(len(getattr(t, f)) for f in _DATA_FIELDS)
+        or math.prod(t.dims) == 0
+    )
 
 
 _A = onnx.AttributeProto
