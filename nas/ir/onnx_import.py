@@ -1026,10 +1026,16 @@ def _fold_linear_bias(recs: list[_Rec], outputs: list[Operand]) -> None:
 
 
 def _flatten_adds(recs: list[_Rec], outputs: list[Operand]) -> None:
+    """Write every sum as one n-ary ``Add`` of non-``Add`` terms.
+
+    A same-shape ``Add`` operand of an ``Add`` is replaced by its own operands, whether or not it has
+    other consumers (it stays for those); an inner sum left without consumers is removed. So
+    ``(a + b) + c``, ``a + (b + c)`` and ``Sum(a, b, c)`` become the same node, and a partial sum
+    that one writer shares and another recomputes looks the same either way.
+    """
     by_name = {r.name: r for r in recs}
-    uses = _consumers(recs, outputs)
-    dead: set[str] = set()
-    for r in recs:  # topological order: inner sums are merged before outer ones look at them
+    absorbed: set[str] = set()
+    for r in recs:  # topological order: inner sums are flat before outer ones look at them
         if r.op != "Add":
             continue
         new_in: list[Operand] = []
@@ -1039,18 +1045,18 @@ def _flatten_adds(recs: list[_Rec], outputs: list[Operand]) -> None:
             if (
                 inner is not None
                 and inner.op == "Add"
-                and uses[inner.name] == 1
                 and s == r.out_shapes[0]
                 and all(t == r.out_shapes[0] for t in inner.in_shapes)
             ):
                 new_in.extend(inner.inputs)
                 new_shapes.extend(inner.in_shapes)
-                dead.add(inner.name)
+                absorbed.add(inner.name)
             else:
                 new_in.append(x)
                 new_shapes.append(s)
         r.inputs, r.in_shapes = new_in, new_shapes
-    recs[:] = [r for r in recs if r.name not in dead]
+    uses = _consumers(recs, outputs)
+    recs[:] = [r for r in recs if not (r.name in absorbed and uses[r.name] == 0)]
 
 
 def _dedupe(recs: list[_Rec], outputs: list[Operand]) -> None:
@@ -1081,7 +1087,7 @@ def _dedupe(recs: list[_Rec], outputs: list[Operand]) -> None:
     recs[:] = [r for r in recs if r.name not in dead]
 
 
-PASSES = (_dedupe, _fuse_swish, _fold_linear_bias, _flatten_adds)
+PASSES = (_fuse_swish, _fold_linear_bias, _flatten_adds, _dedupe)
 
 
 # --------------------------------------------------------------------------- entry point

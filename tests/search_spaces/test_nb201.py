@@ -184,3 +184,18 @@ def test_degenerate_cell_is_disconnected(space: NB201Space) -> None:
     x = torch.randn(2, 3, 32, 32)
     y1, y2 = module(x), module(torch.randn(2, 3, 32, 32))
     assert torch.allclose(y1, y2)  # the output does not depend on the input
+
+
+def test_structure_only_onnx_runs_when_weights_are_fed(space: NB201Space) -> None:
+    import onnxruntime as ort
+
+    model = space.to_onnx(1, batch=2)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {
+        i.name: np.ones([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
+        for i in sess.get_inputs()
+    }
+    (out,) = sess.run(None, feeds)
+    assert out.shape == (2, 10)
+    assert sess.get_inputs()[0].name == "input"
+    assert len(feeds) - 1 == sum(len(n.weights) for n in space.to_graph(1).nodes)
