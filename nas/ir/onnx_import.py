@@ -350,7 +350,7 @@ def _slim(
 # --------------------------------------------------------------------------- conversion context
 
 
-@dataclass
+@dataclass(slots=True)
 class _Rec:
     name: str
     op: str
@@ -426,6 +426,9 @@ class _Ctx:
         return v
 
     def value(self, tensor: str) -> Value:
+        v = self.env.get(tensor)
+        if v is not None:
+            return v
         if tensor in self.dataless:
             raise self.fail(f"initializer {tensor!r} has no values; only layer weights may be left without them")
         if tensor in self.consts:
@@ -442,6 +445,9 @@ class _Ctx:
             self.env[out] = self.value(tensor)
 
     def unique(self, base: str) -> str:
+        if base and base not in self._names:
+            self._names.add(base)
+            return base
         name = base or "node"
         k = 1
         while name in self._names:
@@ -468,11 +474,16 @@ class _Ctx:
         outs = list(outputs if outputs is not None else n.output[:1])
         values = [self.value(t) for t in inputs]
         weights = weights or {}
+        oshapes = list(out_shapes) if out_shapes is not None else [self.shape(o) for o in outs]
+        refs = [v for v in values if isinstance(v, Ref)]
+        if len(refs) == len(values):  # the common case: no zero or constant operand
+            self._add(n, op, attrs, refs, in_shapes or [self.shape(t) for t in inputs], outs, oshapes, weights,
+                      weight_names)
+            return
 
         def zero(v: Value) -> bool:
             return v is ZERO or (isinstance(v, Const) and not np.any(v.value))
 
-        oshapes = list(out_shapes) if out_shapes is not None else [self.shape(o) for o in outs]
         if op in ZERO_ABSORBING and any(zero(v) for v in values):
             for o in outs:
                 self.env[o] = ZERO
@@ -499,9 +510,23 @@ class _Ctx:
         read_shapes: list[Shape | None] = (
             list(in_shapes) if in_shapes is not None else [self.shape(t) for _, t in keep]
         )
+        self._add(n, op, attrs, operands, read_shapes, outs, oshapes, weights, weight_names)
+
+    def _add(
+        self,
+        n: onnx.NodeProto,
+        op: str,
+        attrs: dict[str, Any],
+        operands: Sequence[Operand],
+        read_shapes: Sequence[Shape | None],
+        outs: list[str],
+        oshapes: list[Shape],
+        weights: dict[str, np.ndarray],
+        weight_names: dict[str, str] | None,
+    ) -> None:
         rec = _Rec(
-            self.unique(n.name or f"{op}_{len(self.recs)}"), op, attrs, operands, read_shapes, oshapes, weights,
-            dict(weight_names or {}),
+            self.unique(n.name or f"{op}_{len(self.recs)}"), op, attrs, list(operands), list(read_shapes), oshapes,
+            weights, dict(weight_names or {}),
         )
         self.recs.append(rec)
         for k, o in enumerate(outs):
