@@ -4,6 +4,9 @@ Sub-commands::
 
     nas export --space nb201 --arch ARCH_OR_INDEX -o FILE.onnx
     nas info FILE.onnx [--json] [--input-shape 1,3,32,32]
+    nas score MODEL.onnx|FOLDER ... [--proxies a,b|all] [--data digits|cifar10|npz:PATH] [--batch 64] [--json]
+    nas score --space nb201 --arch ARCH | --sample N [...]
+    nas proxies [--json]
     nas spaces [--json]
 
 Errors of this project (:class:`~nas.errors.NasError`) print one line to stderr and exit with 2.
@@ -12,6 +15,7 @@ Errors of this project (:class:`~nas.errors.NasError`) print one line to stderr 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -112,6 +116,94 @@ def cmd_spaces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_batch(batch: Any, shape: tuple[int, ...]) -> Any:
+    """The batch resized to a model's (C, H, W) input, if its spatial size differs."""
+    import torch.nn.functional as F
+
+    from nas.data import Batch
+
+    if tuple(batch.images.shape[1:]) == tuple(shape[1:]) or len(shape) != 4:
+        return batch
+    if batch.images.shape[1] != shape[1]:
+        raise NasError(f"the model takes {shape[1]} input channels, the batch has {batch.images.shape[1]}")
+    log.info("resizing the batch from %s to %s", tuple(batch.images.shape[2:]), tuple(shape[2:]))
+    images = F.interpolate(batch.images, size=tuple(shape[2:]), mode="bilinear", align_corners=False)
+    return Batch(images=images, labels=batch.labels, num_classes=batch.num_classes, source=batch.source,
+                 seed=batch.seed)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from nas.data import load_batch
+    from nas.ir import ArchGraph
+    from proxies import engine
+    from search_spaces import SPACES
+
+    proxies = engine.resolve_proxies(args.proxies)
+    batch = load_batch(args.data, args.batch, seed=args.seed, data_dir=args.data_dir, balanced=args.balanced)
+    jobs: list[tuple[str, Callable[[], Any]]] = []
+    if args.space:
+        space = SPACES.resolve(args.space)
+        if args.arch and args.sample:
+            raise NasError("give either --arch or --sample, not both")
+        if args.arch:
+            genotypes = [space.parse(a) for a in args.arch]
+        elif args.sample:
+            rng = np.random.default_rng(args.seed)
+            genotypes = [space.sample(rng) for _ in range(args.sample)]
+        else:
+            raise NasError("with --space, give --arch ARCH or --sample N")
+        for g in genotypes:
+            jobs.append((space.format(g), functools.partial(engine.to_model, g, space=space, seed=args.seed)))
+    files: list[Path] = []
+    for m in args.models:
+        path = Path(m)
+        files.extend(sorted(path.glob("*.onnx")) if path.is_dir() else [path])
+    for f in files:
+        jobs.append((str(f), functools.partial(ArchGraph.from_onnx, f, input_shapes=args.input_shape)))
+    if not jobs:
+        raise NasError("nothing to score: give ONNX files or a folder, or --space with --arch/--sample")
+    results = []
+    for name, make in tqdm(jobs, desc="scoring", unit="model", disable=len(jobs) < 2, file=sys.stderr):
+        target = make()
+        model_batch = batch
+        if isinstance(target, ArchGraph):
+            model_batch = _fit_batch(batch, target.inputs[0].out_shapes[0])
+            target = target.to_torch(seed=args.seed)
+        timings: dict[str, float] = {}
+        scores = engine.score(target, model_batch, proxies, timings=timings)
+        results.append({"model": name, "scores": scores, "seconds": timings})
+    if args.json:
+        print(json.dumps({"data": args.data, "batch": args.batch, "seed": args.seed, "results": results}, indent=2))
+        return 0
+    names = [p.name for p in proxies]
+    print(f"data {args.data}, batch {args.batch}, seed {args.seed}; higher is better for: "
+          + ", ".join(p.name for p in proxies if p.higher_is_better))
+    width = max(len(r["model"]) for r in results)
+    print(f"{'model':{width}s}  " + "  ".join(f"{n:>12s}" for n in names))
+    for r in results:
+        print(f"{r['model']:{width}s}  " + "  ".join(f"{r['scores'][n]:12.5g}" for n in names))
+    return 0
+
+
+def cmd_proxies(args: argparse.Namespace) -> int:
+    from proxies import PROXIES
+
+    rows = []
+    for name in PROXIES.names():
+        p = PROXIES.resolve(name)
+        rows.append({"name": name, "higher_is_better": p.higher_is_better, "doc": _first_line(type(p).__doc__)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            direction = "higher is better" if r["higher_is_better"] else "lower is better"
+            print(f"{r['name']:10s} {direction:17s} {r['doc']}")
+    return 0
+
+
 def _first_line(doc: str | None) -> str:
     return (doc or "").strip().splitlines()[0] if doc else ""
 
@@ -136,6 +228,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="example input shape for models with dynamic dimensions, e.g. 1,3,224,224")
     i.add_argument("--json", action="store_true", help="print the summary as JSON")
     i.set_defaults(func=cmd_info)
+
+    sc = sub.add_parser("score", help="score architectures with zero-cost proxies")
+    sc.add_argument("models", nargs="*", help="ONNX files or folders of them")
+    sc.add_argument("--space", help="score genotypes of this space instead (with --arch or --sample)")
+    sc.add_argument("--arch", action="append", help="a genotype of --space (repeatable)")
+    sc.add_argument("--sample", type=int, default=0, help="score N genotypes sampled from --space")
+    sc.add_argument("--proxies", default="all", help="comma-separated proxy names, or all (see `nas proxies`)")
+    sc.add_argument("--data", default="digits", help="cifar10, npz:PATH, digits (default, embedded) or synthetic")
+    sc.add_argument("--data-dir", default=None, help="where cifar10 data lives (default: $NAS_DATA)")
+    sc.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
+    sc.add_argument("--balanced", action="store_true", help="draw a class-balanced batch")
+    sc.add_argument("--seed", type=int, default=0, help="seed for the batch and the initialization")
+    sc.add_argument("--input-shape", type=_shape, default=None, help="example input shape for dynamic models")
+    sc.add_argument("--json", action="store_true", help="print the scores as JSON")
+    sc.set_defaults(func=cmd_score)
+
+    pr = sub.add_parser("proxies", help="list the zero-cost proxies and their direction")
+    pr.add_argument("--json", action="store_true", help="print as JSON")
+    pr.set_defaults(func=cmd_proxies)
 
     s = sub.add_parser("spaces", help="list the registered search spaces")
     s.add_argument("--json", action="store_true", help="print as JSON")

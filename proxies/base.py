@@ -53,11 +53,15 @@ def model_name(model: nn.Module) -> str:
 
 
 def working_copy(model: nn.Module, *, dtype: torch.dtype | None = None) -> nn.Module:
-    """A deep copy of ``model`` in train mode with cleared gradients (and cast to ``dtype``)."""
+    """A deep copy of ``model`` in train mode (BatchNorm uses batch statistics, as proxies are defined),
+    with dropout switched off so that scores are deterministic, cleared gradients, and cast to ``dtype``."""
     net = copy.deepcopy(model)
     if dtype is not None:
         net = net.to(dtype)
     net.train()
+    for m in net.modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd):
+            m.eval()
     net.zero_grad(set_to_none=True)
     return net
 

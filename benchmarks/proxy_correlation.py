@@ -1,0 +1,215 @@
+"""Zero-cost proxy quality on NAS-Bench-201 (see ``BENCHMARKS.md`` in the shared folder).
+
+    python -m benchmarks.proxy_correlation --data-dir ../shared/data --sample 1000 --out proxies.json
+
+Settings: NB201 networks as the benchmark defines them (C=16, N=5, 10 classes), PyTorch default
+initialization drawn from ``--seed``, BatchNorm in train mode, one batch of ``--batch`` real
+CIFAR-10 images (the shared 2,000-image set unless a CIFAR-10 folder is found first), normalized
+with the CIFAR-10 mean and std. Architectures are drawn uniformly from all 15,625 with ``--seed``.
+
+Per proxy it reports Spearman's rho and Kendall's tau against ``cifar10_test_acc`` (primary),
+``cifar10valid_valid_acc``, ``cifar100_test_acc`` and ``imagenet16_test_acc``; the rank agreement
+with NASLib's own per-architecture scores on its 725-architecture CIFAR-10 sample; and the median
+seconds per architecture. The label-free rank ensemble is reported like a proxy. Scores are oriented
+so that higher is better (a proxy with ``higher_is_better = False`` is negated before correlating);
+correlations are never made absolute. It writes a PNG scatter of the best proxy against accuracy.
+
+Scores are appended to ``<out>.scores.jsonl`` as they are computed, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from tqdm import tqdm
+
+from benchmarks._common import add_common_args, print_settings, print_table, settings, write_json
+from benchmarks.tabular import nb201_ground_truth, nb201_zc_naslib
+
+TARGETS = ("cifar10_test_acc", "cifar10valid_valid_acc", "cifar100_test_acc", "imagenet16_test_acc")
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(data_dir: str | None, batch_size: int, seed: int, proxies: list[str]) -> None:
+    import torch
+
+    from nas.data import load_batch
+    from proxies import engine
+    from search_spaces.nb201 import NB201Space
+
+    torch.set_num_threads(1)
+    _WORKER.update(
+        batch=load_batch("cifar10", batch_size, seed=seed, data_dir=data_dir),
+        space=NB201Space(),
+        proxies=engine.resolve_proxies(proxies),
+        seed=seed,
+    )
+
+
+def _score_one(index: int) -> dict[str, Any]:
+    from proxies import engine
+    from search_spaces.nb201 import index_to_genotype
+
+    model = engine.to_model(index_to_genotype(index), space=_WORKER["space"], seed=_WORKER["seed"] + index)
+    timings: dict[str, float] = {}
+    scores = engine.score(model, _WORKER["batch"], _WORKER["proxies"], timings=timings)
+    return {"index": index, "scores": scores, "seconds": timings}
+
+
+def score_archs(
+    indices: Sequence[int], cache: Path, key: dict[str, Any], workers: int, desc: str
+) -> dict[int, dict[str, Any]]:
+    """Scores for every index, reusing lines of ``cache`` written with the same ``key``."""
+    done: dict[int, dict[str, Any]] = {}
+    if cache.is_file():
+        for line in cache.read_text().splitlines():
+            rec = json.loads(line)
+            if rec.get("key") == key:
+                done[rec["index"]] = rec
+    todo = [i for i in dict.fromkeys(indices) if i not in done]
+    init = (key["data_dir"], key["batch"], key["seed"], key["proxies"])
+    with cache.open("a") as f, tqdm(total=len(todo), desc=desc, unit="arch") as bar:
+        def keep(rec: dict[str, Any]) -> None:
+            rec["key"] = key
+            done[rec["index"]] = rec
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+            bar.update(1)
+
+        if workers <= 1:
+            _init_worker(*init)
+            for i in todo:
+                keep(_score_one(i))
+        else:
+            with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=init) as pool:
+                for rec in pool.map(_score_one, todo, chunksize=4):
+                    keep(rec)
+    return {i: done[i] for i in indices}
+
+
+def oriented(name: str, values: np.ndarray) -> np.ndarray:
+    from proxies import PROXIES
+
+    return values if PROXIES.resolve(name).higher_is_better else -values
+
+
+def correlations(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    ok = np.isfinite(x) & np.isfinite(y)
+    return {
+        "spearman": float(stats.spearmanr(x[ok], y[ok]).statistic),
+        "kendall": float(stats.kendalltau(x[ok], y[ok]).statistic),
+        "n": int(ok.sum()),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(p, default_out="proxy_correlation.json")
+    p.add_argument("--sample", type=int, default=1000, help="architectures drawn from NB201 (default 1000)")
+    p.add_argument("--naslib-sample", type=int, default=725,
+                   help="how many of NASLib's 725 CIFAR-10 architectures to compare with (default all)")
+    p.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
+    p.add_argument("--proxies", default="all", help="comma-separated proxies or all")
+    p.add_argument("--workers", type=int, default=2, help="processes, one torch thread each (default 2)")
+    p.add_argument("--plot", type=Path, default=None, help="PNG scatter path (default: next to --out)")
+    args = p.parse_args(argv)
+
+    from proxies import PROXIES
+    from proxies.engine import resolve_proxies
+    from proxies.ensemble import DEFAULT_PROXIES, rank_ensemble
+
+    names = [q.name for q in resolve_proxies(args.proxies)]
+    gt = nb201_ground_truth(args.data_dir)
+    rng = np.random.default_rng(args.seed)
+    sample = sorted(rng.choice(len(gt), size=args.sample, replace=False).tolist())
+    zc = nb201_zc_naslib("cifar10", args.data_dir)
+    naslib_idx = [int(i) for i in zc["index"][: args.naslib_sample]]
+
+    data_dir = str(args.data_dir) if args.data_dir else None
+    key = {"data_dir": data_dir, "batch": args.batch, "seed": args.seed, "proxies": names}
+    cache = Path(str(args.out) + ".scores.jsonl")
+    t0 = time.perf_counter()
+    recs = score_archs(sample, cache, key, args.workers, "NB201 sample")
+    naslib_recs = score_archs(naslib_idx, cache, key, args.workers, "NASLib sample")
+
+    table: list[dict[str, Any]] = []
+    result: dict[str, Any] = {"proxies": {}, "sample": len(sample)}
+    per_proxy = {n: np.array([recs[i]["scores"][n] for i in sample], dtype=float) for n in names}
+    truth = {t: np.asarray(gt[t], dtype=float)[sample] for t in TARGETS}
+    ens_members = [m for m in DEFAULT_PROXIES if m in per_proxy]
+    if ens_members:
+        per_proxy["ensemble"] = rank_ensemble(per_proxy, ens_members)
+    for n, values in per_proxy.items():
+        x = values if n == "ensemble" else oriented(n, values)
+        entry: dict[str, Any] = {t: correlations(x, truth[t]) for t in TARGETS}
+        if n != "ensemble":
+            entry["median_seconds"] = statistics.median(recs[i]["seconds"][n] for i in sample)
+            if n in zc.columns:
+                ours = np.array([naslib_recs[i]["scores"][n] for i in naslib_idx], dtype=float)
+                ref = np.asarray(zc[n], dtype=float)[: len(naslib_idx)]
+                entry["naslib_agreement"] = correlations(ours, ref)
+                naslib_rho = correlations(oriented(n, ref), np.asarray(gt["cifar10_test_acc"])[naslib_idx])
+                entry["naslib_own_rho_on_its_sample"] = naslib_rho["spearman"]
+        else:
+            entry["members"] = ens_members
+        result["proxies"][n] = entry
+        table.append({
+            "proxy": n,
+            "dir": "" if n == "ensemble" else ("+" if PROXIES.resolve(n).higher_is_better else "-"),
+            "rho_c10": entry["cifar10_test_acc"]["spearman"],
+            "tau_c10": entry["cifar10_test_acc"]["kendall"],
+            "rho_c10v": entry["cifar10valid_valid_acc"]["spearman"],
+            "rho_c100": entry["cifar100_test_acc"]["spearman"],
+            "rho_im16": entry["imagenet16_test_acc"]["spearman"],
+            "naslib_rho": entry.get("naslib_own_rho_on_its_sample", ""),
+            "agree": entry.get("naslib_agreement", {}).get("spearman", ""),
+            "sec": entry.get("median_seconds", ""),
+        })
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    result["settings"] = settings(
+        seed=args.seed, sample=args.sample, batch=args.batch, data="cifar10", data_dir=data_dir,
+        workers=args.workers, torch_threads_per_worker=1, naslib_sample=len(naslib_idx),
+    )
+    best = max((n for n in per_proxy), key=lambda n: result["proxies"][n]["cifar10_test_acc"]["spearman"])
+    plot = args.plot or Path(args.out).with_suffix(".png")
+    _scatter(per_proxy[best] if best == "ensemble" else oriented(best, per_proxy[best]),
+             truth["cifar10_test_acc"], best, plot)
+    result["plot"] = str(plot)
+
+    print_settings(result["settings"])
+    print_table(table)
+    write_json(args.out, result)
+    print(f"wrote {args.out} and {plot}")
+    return result
+
+
+def _scatter(x: np.ndarray, y: np.ndarray, name: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rho = stats.spearmanr(x, y).statistic
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
+    ax.scatter(x, y, s=6, alpha=0.5)
+    ax.set_xlabel(f"{name} score (higher is better)")
+    ax.set_ylabel("CIFAR-10 test accuracy (%)")
+    ax.set_title(f"NAS-Bench-201, n={len(x)}, Spearman {rho:.3f}")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Gradient norm: the sum of the per-layer L2 norms of the loss gradient at initialization.
+
+Abdelfattah et al., "Zero-Cost Proxies for Lightweight NAS", ICLR 2021; also in
+NAS-Bench-Suite-Zero.
+
+Score: ``sum_l ||dL/dtheta_l||_2`` over Conv/Linear weights, ``L`` the mean cross-entropy on a
+``(B, C, H, W)`` batch; one Frobenius norm per layer, then a plain sum. Higher is better. See
+:class:`GradNorm` for every choice.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.data import Batch
+from proxies.base import PROXIES, finite, require_weights, working_copy
+
+__all__ = ["GradNorm"]
+
+
+class GradNorm:
+    r"""Sum over Conv and Linear layers of the Euclidean norm of each weight gradient
+    (NASLib's ``grad_norm`` measure).
+
+    With :math:`\mathcal{L}` the mean cross-entropy of the network on the batch,
+
+    .. math::
+        \text{grad\_norm} = \sum_{l} \left\| \frac{\partial \mathcal{L}}{\partial \theta_l} \right\|_2
+
+    where :math:`\theta_l` is the weight of Conv/Linear layer :math:`l` (not its bias) and the norm
+    is the Frobenius norm of the whole weight tensor -- one norm per layer, then a plain sum (not
+    the norm of the concatenated gradient).
+
+    Shapes: ``batch.images`` ``(B, C, H, W)`` and ``batch.labels`` ``(B,)``; the network must return
+    logits ``(B, num_classes)``.
+
+    Choices that change rankings, as in the reference: cross-entropy with mean reduction over the
+    whole batch in one pass; BatchNorm in train mode (batch statistics); per-layer norms summed.
+
+    Sign: non-negative, and higher means better (``higher_is_better = True``), as in the paper. The
+    model is not mutated (a deep copy in train mode is used); a non-finite score raises
+    :class:`~nas.errors.ProxyError`.
+    """
+
+    name = "grad_norm"
+    higher_is_better = True
+
+    def score(self, model: nn.Module, batch: Batch) -> float:
+        net = working_copy(model)
+        layers = require_weights(self.name, net)
+        weights = [cast(torch.Tensor, layer.weight).requires_grad_(True) for layer in layers]
+        x = batch.images.to(device=weights[0].device, dtype=weights[0].dtype)  # (B, C, H, W)
+        y = batch.labels.to(weights[0].device)  # (B,)
+        loss = F.cross_entropy(net(x), y)
+        grads = torch.autograd.grad(loss, weights, allow_unused=True)
+        total = torch.zeros((), dtype=torch.float64, device=weights[0].device)
+        for g in grads:
+            if g is not None:  # None: the layer does not reach the loss, its gradient is 0
+                total = total + g.norm().to(torch.float64)
+        return finite(self.name, model, total)
+
+
+PROXIES.register("grad_norm")(GradNorm)
