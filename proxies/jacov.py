@@ -26,8 +26,9 @@ are uncorrelated.
 Shapes: ``batch.images`` is ``(B, 3, H, W)``; the model returns one tensor ``(B, C)`` (any shape whose
 first dimension is the batch works: every element is summed).
 
-Sign convention: returned as NASLib returns it, **higher is better**; the value is at most :math:`-B`
-and lies between about :math:`-32` and :math:`-10^4` in NASLib's NB201 table (:math:`B = 64`).
+Sign convention: returned as NASLib returns it, **higher is better**; the value is at most :math:`-B`.
+It depends on :math:`B`, so compare scores on one batch size only. NASLib's NB201 CIFAR-10 table runs
+from -5148 to -32.23, which is only possible with :math:`B \\le 32`: its batch had 32 images.
 
 Choices that change rankings (all as in NASLib):
 

@@ -16,7 +16,9 @@ Shapes: the batch is not used (the score depends only on the weights).
 
 Sign convention: NASLib's value, **higher is better**. At PyTorch's default initialization
 (:math:`\\mathcal{U}(\\pm 1/\\sqrt{\\text{fan\\_in}})` up to a constant) each norm is about
-:math:`\\sqrt{\\text{fan\\_out}/3}`, so the score mostly counts wide layers: it is a size proxy.
+:math:`\\sqrt{\\text{fan\\_out}/3}` whatever the kernel size, so the score mostly counts the (wide) Conv
+layers: a size proxy whose ties are broken by the initialization (two initializations of 40 NB201
+networks rank them with Spearman 0.94).
 
 Choices: the layers are :func:`~proxies.base.weighted_layers` (``Conv1d/2d/3d`` and ``Linear``; NASLib
 takes ``Conv2d`` and ``Linear``, the same set for 2-D CNNs), each counted once however often it runs.

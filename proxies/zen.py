@@ -69,7 +69,7 @@ from torch import nn
 
 from nas.data import Batch
 from nas.errors import ProxyError
-from nas.ir.torch_module import _Fn
+from nas.ir.torch_module import GlobalPool
 from proxies.base import PROXIES, finite, model_name, working_copy
 
 #: Pooling modules that are global when their output has spatial size 1.
@@ -79,8 +79,6 @@ POOL_TYPES: tuple[type[nn.Module], ...] = (
     nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
     nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
 )
-#: ``_Fn`` names of the IR's global pooling nodes in a ``GraphModule``.
-IR_GLOBAL_POOLS = frozenset({"global_avg_pool", "global_max_pool"})
 
 
 def gaussian_init(net: nn.Module, generator: torch.Generator) -> None:
@@ -103,7 +101,7 @@ def _log(v: float) -> float:
 
 
 def _is_global_pool(module: nn.Module) -> bool:
-    return isinstance(module, POOL_TYPES) or (isinstance(module, _Fn) and module.name in IR_GLOBAL_POOLS)
+    return isinstance(module, (*POOL_TYPES, GlobalPool))
 
 
 def pre_pool_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor | None:

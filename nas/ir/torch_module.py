@@ -171,12 +171,27 @@ def _reduce(node: Node) -> nn.Module:
     return _Fn("sum", lambda x: x.sum(axes, keepdim=keep))
 
 
+class GlobalPool(nn.Module):
+    """Global average or max pooling over every dimension after the channels (keeps them as 1s).
+
+    A public layer type, so that code looking for the feature map before global pooling (Zen-NAS)
+    can find it in a rebuilt graph as it finds ``nn.AdaptiveAvgPool2d`` in a hand-written one.
+    """
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dims = list(range(2, x.dim()))
+        return x.mean(dims, keepdim=True) if self.mode == "avg" else x.amax(dims, keepdim=True)
+
+    def extra_repr(self) -> str:
+        return self.mode
+
+
 def _global(node: Node) -> nn.Module:
-    rank = len(node.in_shapes[0] or ())
-    dims = list(range(2, rank))
-    if node.op == "GlobalAvgPool":
-        return _Fn("global_avg_pool", lambda x: x.mean(dims, keepdim=True))
-    return _Fn("global_max_pool", lambda x: x.amax(dims, keepdim=True))
+    return GlobalPool("avg" if node.op == "GlobalAvgPool" else "max")
 
 
 def _split(node: Node) -> nn.Module:

@@ -382,16 +382,19 @@ def all_none() -> nn.Module:
     return NB201Space().to_module(("none",) * 6)
 
 
-@pytest.mark.parametrize("name", ["jacov", "nwot", "epe_nas", "zen"])
-def test_degenerate_cell_has_no_score(all_none: nn.Module, name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [("jacov", "constant"), ("epe_nas", "constant"), ("nwot", "non-finite"), ("zen", "non-finite")],
+)
+def test_degenerate_cell_has_no_score(all_none: nn.Module, name: str, why: str) -> None:
     # The output does not depend on the input: correlations are 0/0, log det K and log Delta are -inf.
-    batch = make_batch(6, h=32, w=32, labels=[0, 1, 0, 1, 0, 1])
-    with pytest.raises(ProxyError, match=name):
+    batch = make_batch(6, h=8, w=8, labels=[0, 1, 0, 1, 0, 1])
+    with pytest.raises(ProxyError, match=f"'{name}'.*{why}"):
         PROXIES.resolve(name).score(all_none, batch)
 
 
 def test_degenerate_cell_size_and_saliency(all_none: nn.Module) -> None:
-    batch = make_batch(6, h=32, w=32, labels=[0, 1, 0, 1, 0, 1])
+    batch = make_batch(6, h=8, w=8, labels=[0, 1, 0, 1, 0, 1])
     # stem 432 + 32; two reduction blocks 14,464 and 57,600; last BatchNorm 128; classifier 650
     assert PROXIES.resolve("params").score(all_none, batch) == pytest.approx(0.073306, abs=0)
     assert PROXIES.resolve("plain").score(all_none, batch) == 0.0  # no gradient reaches a weight
