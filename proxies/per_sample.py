@@ -3,7 +3,9 @@
 GradSign and LGA (and the engine, which shares the result between them) need, for every sample
 ``i`` of a batch and every Conv/Linear weight ``W``, the gradient ``∂ℓ(f(x_i), y_i) / ∂W`` of that
 sample's own cross-entropy loss. :func:`per_sample_grads` returns them as
-``{parameter name: tensor of shape (B, *W.shape)}``.
+``{parameter name: tensor of shape (B, *W.shape)}``. With ``objective="logit_sum"`` the gradient
+is instead that of the sample's summed logits ``Σ_c f_c(x_i)`` (no labels: the network's own
+tangent features, which an NTK built on outputs uses).
 
 Semantics (both methods compute the same thing):
 
@@ -28,32 +30,42 @@ Methods:
   InstanceNorm layers sharing their affine parameters (:func:`replace_batchnorm`), so samples no
   longer interact. Forward hooks on each Conv/Linear keep the layer input ``a`` and a tensor hook
   on its output receives the back-propagated ``δ = ∂L/∂out`` of the summed loss
-  ``L = Σ_i ℓ_i``; the per-sample weight gradient is then a batched product, for Linear
-  ``g_i = δ_iᵀ a_i`` (an einsum over positions) and for Conv ``g_i = δ_i · unfold(a_i)ᵀ`` (the
-  im2col of the input, by groups). Backward is asked only for the input and the hooked outputs,
-  so autograd never forms the batch-summed weight gradients, which nobody needs.
+  ``L = Σ_i ℓ_i``; the per-sample weight gradient is then a batched product: for Linear
+  ``g_i = δ_iᵀ a_i`` (summed over positions), for Conv ``g_i = δ_i · im2col(a_i)ᵀ``, computed as
+  one batched matmul per kernel offset on shifted windows of the padded input for stride-1
+  ungrouped convolutions (:func:`_shifted_window_grad`) and with ``F.unfold`` otherwise. Backward
+  is asked only for the input and the hooked outputs, so autograd never forms the batch-summed
+  weight gradients, which nobody needs.
   Limits: a Conv/Linear weight must reach the network only through its module's ``forward``
   (weights shared with another kind of module raise :class:`~nas.errors.ProxyError`; use
   ``method="loop"``); Conv3d falls back to a per-sample ``conv3d_weight`` loop inside the hook.
 
-Why hooks (measured on the 2-core CPU of this project's machines, torch 2.13, NB201 networks C=16,
-N=5, batch 64 of CIFAR-10, median over 6 architectures, after a warm-up; see the module's tests and
-``benchmarks/proxy_speed`` for the rerunnable figure):
+Why hooks. Median seconds per NB201 network (C=16, N=5, batch 64) for the per-sample gradients
+alone, all paths in the same run on the same architectures, torch 2.13 CPU, 1 thread, on this
+project's 2-core machine while other jobs shared it (so the ratio is the figure):
 
-=========================================================  =========  ============
-path                                                        s / arch   vs. loop
-=========================================================  =========  ============
-``"loop"`` (64 forward/backward passes of one sample)       1.09       1.0x
-PyTorch expanded weights (``call_for_per_sample_grads``)    0.40       2.7x
-Opacus 1.6 ``GradSampleModule`` (hooks mode)                0.43       2.5x
-``"hooks"`` (this module)                                    0.25       4.4x
-=========================================================  =========  ============
+=============================================================  ========  ==========
+path                                                            s / arch  vs. loop
+=============================================================  ========  ==========
+``"loop"`` (64 forward/backward passes of one sample)           5.02      1.0x
+PyTorch expanded weights (``call_for_per_sample_grads``)        4.39      1.14x
+Opacus 1.6 ``GradSampleModule`` (hooks, BN swapped likewise)    3.62      1.39x
+``"hooks"`` (this module)                                        2.84      1.77x
+=============================================================  ========  ==========
 
-The hooks are fastest because they skip the batch-summed weight gradient that the other two still
-compute and because they only touch Conv/Linear layers (expanded weights also expands the
-InstanceNorm affine parameters); they need no new dependency, and they handle tied and reused weights,
-which expanded weights rejects. ``torch.func.vmap`` over single-sample gradients was no faster than
-the loop in an earlier check.
+The hooks win because they skip the batch-summed weight gradients the other two still form, touch
+only Conv/Linear layers (expanded weights also expands the InstanceNorm parameters), and compute
+stride-1 convolutions without an im2col copy (``_shifted_window_grad``: ``F.unfold`` alone cost
+several times the convolution here). They need no new dependency, and they handle reused modules
+and tied weights (tested against the loop).
+
+Expect modest CPU gains: both paths do the same arithmetic (one forward, one input-gradient and
+one weight-gradient pass per sample), so batching only recovers what 64 small passes lose to
+per-op overhead. For whole GradSign scores (10 random NB201 networks, CIFAR-10 batch of 64, scores
+equal to 7e-5, ρ = 1.0) the hooks were 1.48x faster with 1 thread and 2.17x with 2 threads on
+this machine, and 1.48x and 2.0x on a quiet 16-core machine limited to those threads. On an H100 GPU, where
+small passes are launch-bound, they were 13.7x faster. On a busy machine, OpenMP contention
+slows the 64 one-sample passes far more than the batched ones, and ratios of 6-8x show up.
 """
 
 from __future__ import annotations
@@ -73,7 +85,9 @@ from proxies.base import model_name, weighted_layers, working_copy
 
 __all__ = [
     "METHODS",
+    "OBJECTIVES",
     "Method",
+    "Objective",
     "batchnorm_as_instancenorm",
     "per_sample_grads",
     "replace_batchnorm",
@@ -82,6 +96,8 @@ __all__ = [
 
 Method = Literal["hooks", "loop"]
 METHODS: tuple[str, ...] = ("hooks", "loop")
+Objective = Literal["cross_entropy", "logit_sum"]
+OBJECTIVES: tuple[str, ...] = ("cross_entropy", "logit_sum")
 
 _BN_TO_IN: tuple[tuple[type[nn.Module], type[nn.modules.instancenorm._InstanceNorm], int], ...] = (
     (nn.BatchNorm1d, nn.InstanceNorm1d, 3),
@@ -187,9 +203,14 @@ def _check_one_sample_bn(module: nn.Module, args: tuple[Any, ...]) -> None:
 
 
 def per_sample_grads(
-    model: nn.Module, images: Tensor, labels: Tensor, *, method: Method | str = "hooks"
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    *,
+    method: Method | str = "hooks",
+    objective: Objective | str = "cross_entropy",
 ) -> dict[str, Tensor]:
-    """Per-sample cross-entropy gradients of every Conv/Linear weight of ``model``.
+    """Per-sample gradients (of the cross-entropy loss by default) of every Conv/Linear weight.
 
     Args:
         model: a classifier whose forward takes ``images`` and returns logits ``(B, num_classes)``.
@@ -198,11 +219,14 @@ def per_sample_grads(
         labels: ``(B,)`` int64 class indices.
         method: ``"hooks"`` (one batched pass, the default) or ``"loop"`` (the per-sample
             reference). See the module docstring for the semantics they share.
+        objective: what each sample's gradient is of: ``"cross_entropy"``, its loss
+            ``ℓ(f(x_i), y_i)`` (the default), or ``"logit_sum"``, the sum of its logits
+            ``Σ_c f_c(x_i)`` (the network's own tangent features, as in TE-NAS; labels unused).
 
     Returns:
         ``{name: g}`` in module order, one entry per distinct Conv/Linear weight parameter, where
         ``name`` is its :meth:`~torch.nn.Module.named_parameters` name and ``g`` has shape
-        ``(B, *weight.shape)`` with ``g[i]`` the gradient of sample ``i``'s loss.
+        ``(B, *weight.shape)`` with ``g[i]`` the gradient of sample ``i``'s objective.
 
     Raises:
         ProxyError: no Conv/Linear layer, logits of the wrong shape, a BatchNorm without
@@ -211,6 +235,8 @@ def per_sample_grads(
     """
     if method not in METHODS:
         raise ProxyError(f"unknown per-sample gradient method {method!r}; valid: {', '.join(METHODS)}")
+    if objective not in OBJECTIVES:
+        raise ProxyError(f"unknown per-sample gradient objective {objective!r}; valid: {', '.join(OBJECTIVES)}")
     if images.dim() < 1 or labels.shape != (images.shape[0],):
         raise ProxyError(
             f"per-sample gradients need images (B, ...) and labels (B,); got {tuple(images.shape)} "
@@ -228,8 +254,8 @@ def per_sample_grads(
     for _, p in targets:
         p.requires_grad_(True)
     if method == "loop":
-        return _loop(net, targets, images, labels)
-    return _hooks(net, targets, images, labels)
+        return _loop(net, targets, images, labels, objective)
+    return _hooks(net, targets, images, labels, objective)
 
 
 def _weight_params(net: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -244,6 +270,8 @@ def _logits(out: Any, batch: int, labels: Tensor) -> Tensor:
         raise ProxyError(
             f"per-sample gradients need logits of shape ({batch}, num_classes); the model returned {shape}"
         )
+    if not bool(torch.isfinite(out).all()):
+        raise ProxyError("the model's logits are not finite (NaN or inf weights or activations)")
     if int(labels.max()) >= out.shape[1]:
         raise ProxyError(
             f"labels go up to {int(labels.max())} but the model has {out.shape[1]} outputs; build it for "
@@ -255,7 +283,16 @@ def _logits(out: Any, batch: int, labels: Tensor) -> Tensor:
 # --------------------------------------------------------------------------- the reference loop
 
 
-def _loop(net: nn.Module, targets: list[tuple[str, nn.Parameter]], images: Tensor, labels: Tensor) -> dict[str, Tensor]:
+def _objective(logits: Tensor, labels: Tensor, objective: str) -> Tensor:
+    """The summed per-sample objective: sample ``i``'s gradient is that of its own term."""
+    if objective == "logit_sum":
+        return logits.sum()
+    return F.cross_entropy(logits, labels, reduction="sum")
+
+
+def _loop(
+    net: nn.Module, targets: list[tuple[str, nn.Parameter]], images: Tensor, labels: Tensor, objective: str
+) -> dict[str, Tensor]:
     handles = [m.register_forward_pre_hook(_check_one_sample_bn) for m in net.modules() if isinstance(m, _BatchNorm)]
     params = [p for _, p in targets]
     b = images.shape[0]
@@ -263,7 +300,7 @@ def _loop(net: nn.Module, targets: list[tuple[str, nn.Parameter]], images: Tenso
     try:
         for i in range(b):
             logits = _logits(net(images[i : i + 1]), 1, labels[i : i + 1])
-            loss = F.cross_entropy(logits, labels[i : i + 1])
+            loss = _objective(logits, labels[i : i + 1], objective)
             grads = torch.autograd.grad(loss, params, allow_unused=True)
             for buf, g in zip(out, grads, strict=True):
                 if g is not None:
@@ -278,7 +315,7 @@ def _loop(net: nn.Module, targets: list[tuple[str, nn.Parameter]], images: Tenso
 
 
 def _hooks(
-    net: nn.Module, targets: list[tuple[str, nn.Parameter]], images: Tensor, labels: Tensor
+    net: nn.Module, targets: list[tuple[str, nn.Parameter]], images: Tensor, labels: Tensor, objective: str
 ) -> dict[str, Tensor]:
     layers = list(weighted_layers(net))
     _reject_foreign_ties(net, layers)
@@ -306,7 +343,7 @@ def _hooks(
     try:
         x = images.detach().clone().requires_grad_(images.is_floating_point())
         logits = _logits(net(x), b, labels)
-        loss = F.cross_entropy(logits, labels, reduction="sum")  # Σ_i ℓ_i: sample i owns δ_i
+        loss = _objective(logits, labels, objective)  # Σ_i ℓ_i: sample i owns δ_i
         wrt = ([x] if x.requires_grad else []) + taps
         if wrt and loss.requires_grad:
             # Only the hooked outputs (and the input, to reach every layer) are asked for, so

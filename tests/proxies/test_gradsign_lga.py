@@ -78,9 +78,8 @@ def _assert_unchanged(model: nn.Module, before: dict[str, torch.Tensor], trainin
 
 class _SmallNet(nn.Module):
     """Conv variety (stride, dilation, groups, 'same' and reflect padding, non-square kernels,
-    Conv1d), BN in 1d and
-    2d, an in-place ReLU right after a conv, a reused module, Linear on 3-D input, and two Linear
-    layers sharing one weight."""
+    Conv1d), BN in 1d and 2d, an in-place ReLU right after a conv, a reused module, Linear on 3-D
+    input, and two Linear layers sharing one weight."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -199,11 +198,12 @@ def test_hooks_equal_loop_on_a_varied_net() -> None:
     for k in loop:
         assert loop[k].shape == (6, *dict(net.named_parameters())[k].shape)
         torch.testing.assert_close(hooks[k], loop[k], rtol=1e-4, atol=1e-5)
-    # float64: the two computations are the same up to round-off
+    # float64: the two computations are the same up to round-off, for either objective
     net64 = _SmallNet().double()
-    loop = per_sample_grads(net64, batch.images.double(), batch.labels, method="loop")
-    hooks = per_sample_grads(net64, batch.images.double(), batch.labels, method="hooks")
-    assert _max_rel_err(loop, hooks) < 1e-10
+    for objective in ("logit_sum", "cross_entropy"):
+        loop = per_sample_grads(net64, batch.images.double(), batch.labels, method="loop", objective=objective)
+        hooks = per_sample_grads(net64, batch.images.double(), batch.labels, method="hooks", objective=objective)
+        assert _max_rel_err(loop, hooks) < 1e-10
     # per-sample gradients sum to the batch gradient of the summed loss (computed with BN swapped)
     ref = replace_batchnorm(net64)
     F.cross_entropy(ref(batch.images.double()), batch.labels, reduction="sum").backward()
@@ -328,10 +328,16 @@ def test_lga_on_a_linear_model_equals_the_formula() -> None:
     expected = _lga_numpy(theta.numpy(), y.numpy())
     batch = Batch(images=x.float().reshape(6, 3, 1, 1), labels=y, num_classes=2, source="hand", seed=0)
     for method in ("hooks", "loop"):
-        assert LGA(method=method).score(net, batch) == pytest.approx(expected, rel=1e-5)
-    # identical inputs: Θ ∝ s sᵀ, which for two classes is the label kernel itself
+        assert LGA(method=method, gradient="loss").score(net, batch) == pytest.approx(expected, rel=1e-5)
+    # gradient="logits": the gradient of f_0 + f_1 is 1 x_iᵀ, so Θ_ij = 2 <x_i, x_j>
+    expected = _lga_numpy((2 * x @ x.T).numpy(), y.numpy())
+    for method in ("hooks", "loop"):
+        assert LGA(gradient="logits", method=method).score(net, batch) == pytest.approx(expected, rel=1e-5)
+    # identical inputs: with the loss, Θ ∝ s sᵀ, which for two classes is the label kernel itself;
+    # with the logits every g_i is the same, the centred kernel vanishes and there is no alignment
     same = Batch(images=torch.ones(4, 3, 1, 1), labels=torch.tensor([0, 1, 1, 0]), num_classes=2, source="h", seed=0)
-    assert LGA().score(net, same) == pytest.approx(1.0, abs=1e-12)
+    assert LGA(gradient="loss").score(net, same) == pytest.approx(1.0, abs=1e-12)
+    assert LGA(gradient="logits").score(net, same) == 0.0
 
 
 def test_lga_helpers() -> None:
@@ -408,6 +414,8 @@ def test_bad_settings() -> None:
         LGA(train_steps=-1)
     with pytest.raises(ProxyError):
         LGA(train_batch_size=1)
+    with pytest.raises(ProxyError):
+        LGA(gradient="input")  # type: ignore[arg-type]
     with pytest.raises(ProxyError, match="two classes"):
         LGA().score(nn.Sequential(nn.Flatten(), nn.Linear(3, 2)), Batch(
             images=torch.randn(3, 3, 1, 1), labels=torch.zeros(3, dtype=torch.int64), num_classes=2, source="t", seed=0
