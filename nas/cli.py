@@ -173,8 +173,13 @@ def cmd_score(args: argparse.Namespace) -> int:
             model_batch = _fit_batch(batch, target.inputs[0].out_shapes[0])
             target = target.to_torch(seed=args.seed)
         timings: dict[str, float] = {}
-        scores = engine.score(target, model_batch, proxies, timings=timings)
-        results.append({"model": name, "scores": scores, "seconds": timings})
+        errors: dict[str, str] = {}
+        scores = engine.score(target, model_batch, proxies, timings=timings, errors=errors)
+        for message in errors.values():
+            print(f"warning: {name}: {message}", file=sys.stderr)
+        results.append({"model": name, "scores": scores, "seconds": timings, "errors": errors})
+    if all(not r["scores"] for r in results):
+        raise NasError("no proxy could score any model (see the warnings above)")
     if args.json:
         print(json.dumps({"data": args.data, "batch": args.batch, "seed": args.seed, "results": results}, indent=2))
         return 0
@@ -184,7 +189,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     width = max(len(r["model"]) for r in results)
     print(f"{'model':{width}s}  " + "  ".join(f"{n:>12s}" for n in names))
     for r in results:
-        print(f"{r['model']:{width}s}  " + "  ".join(f"{r['scores'][n]:12.5g}" for n in names))
+        cells = [f"{r['scores'][n]:12.5g}" if n in r["scores"] else f"{'error':>12s}" for n in names]
+        print(f"{r['model']:{width}s}  " + "  ".join(cells))
     return 0
 
 

@@ -70,12 +70,22 @@ def score(
     proxies: str | Sequence[str | Proxy] = "all",
     *,
     timings: dict[str, float] | None = None,
+    errors: dict[str, str] | None = None,
 ) -> dict[str, float]:
-    """``{proxy name: score}`` for ``model`` on ``batch``; fills ``timings`` (seconds) if given."""
+    """``{proxy name: score}`` for ``model`` on ``batch``; fills ``timings`` (seconds) if given.
+
+    A proxy that cannot score this model raises :class:`~nas.errors.ProxyError`, unless ``errors``
+    is given: then its message is stored there under the proxy's name and it has no score.
+    """
     out: dict[str, float] = {}
     for p in resolve_proxies(proxies):
         t = time.perf_counter()
-        out[p.name] = p.score(model, batch)
+        try:
+            out[p.name] = p.score(model, batch)
+        except ProxyError as e:
+            if errors is None:
+                raise
+            errors[p.name] = str(e)
         if timings is not None:
             timings[p.name] = time.perf_counter() - t
     return out

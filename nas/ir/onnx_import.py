@@ -339,7 +339,10 @@ def _slim(
                 tt.shape.dim.add().dim_value = s
     del m.graph.value_info[:]
     try:
-        out = onnxslim.slim(m)
+        # No weight tying: it merges initializers that merely hold equal values (every LayerNorm's
+        # weight at initialization) into one tensor, which would read as tied parameters. No pattern
+        # fusion either: canonical ops are this module's job. Constants and shapes are folded.
+        out = onnxslim.slim(m, skip_optimizations=["weight_tying", "graph_fusion"])
     except Exception as e:
         raise IRError(f"{where}: folding shape computations with onnxslim failed: {e}") from e
     if not isinstance(out, onnx.ModelProto):

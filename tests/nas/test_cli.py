@@ -77,3 +77,49 @@ def test_info_on_malformed_files(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert code == 2 and "cut.onnx" in err
     code, _, err = run(capsys, "info", str(tmp_path / "missing.onnx"))
     assert code == 2 and "missing.onnx" in err
+
+
+def test_proxies_lists_each_with_direction(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "proxies", "--json")
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert {"synflow", "nwot", "gradsign", "lga", "zen", "flops"} <= set(rows)
+    assert all(isinstance(r["higher_is_better"], bool) for r in rows.values())
+
+
+def test_score_onnx_files_and_space_archs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from nas.ir.torch_export import export_onnx
+    from tests.nas.ir.models import make_transformer
+
+    model = make_transformer().eval()
+    onnx.save(export_onnx(model, torch.zeros(1, 3, 32, 32)), str(tmp_path / "vit.onnx"))
+    assert run(capsys, "export", "--space", "nb201", "--arch", "1", "-o", str(tmp_path / "nb.onnx"))[0] == 0
+    code, out, _ = run(capsys, "score", str(tmp_path), "--proxies", "params,synflow,nwot", "--data", "synthetic",
+                       "--batch", "8", "--json")
+    assert code == 0
+    results = json.loads(out)["results"]
+    res = {Path(r["model"]).name: r["scores"] for r in results}
+    errors = {Path(r["model"]).name: r["errors"] for r in results}
+    assert set(res) == {"vit.onnx", "nb.onnx"}
+    assert set(errors["vit.onnx"]) == {"nwot"}  # a GELU transformer has no ReLU codes
+    assert "ReLU" in errors["vit.onnx"]["nwot"] and not errors["nb.onnx"]
+    assert res["nb.onnx"]["params"] == pytest.approx(0.802426)
+    assert res["vit.onnx"]["params"] == pytest.approx(sum(p.numel() for p in model.parameters()) / 1e6)
+    code, out, _ = run(capsys, "score", "--space", "nb201", "--arch", "1", "--proxies", "params", "--data",
+                       "synthetic", "--batch", "8")
+    assert code == 0 and "0.80243" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (("score", "--proxies", "params"), "nothing to score"),
+        (("score", "--space", "nb201", "--proxies", "synfow", "--arch", "1"), "valid names"),
+        (("score", "--space", "nb201", "--proxies", "params"), "--arch"),
+    ],
+)
+def test_score_bad_arguments(argv: tuple[str, ...], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and needle in err

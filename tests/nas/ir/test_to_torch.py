@@ -398,3 +398,11 @@ def test_tied_parameters_stay_tied() -> None:
     with torch.no_grad():
         assert _max_diff(gm(x), model(x)) <= ATOL  # the function itself is right
     assert graph.params == _numel(model) == _numel(gm)  # each shared tensor counts once
+
+
+def test_equal_valued_parameters_are_not_merged_into_one() -> None:
+    # At initialization every LayerNorm has weight 1 and bias 0; the exporter and the simplifier must
+    # not turn these equal values into one shared (tied) parameter.
+    model = make_transformer().eval()
+    graph = ArchGraph.from_module(model, torch.zeros(1, *INPUT_SHAPE))
+    assert graph.params == _numel(model) == _numel(graph.to_torch())
