@@ -62,8 +62,9 @@ def _score_one(index: int) -> dict[str, Any]:
 
     model = engine.to_model(index_to_genotype(index), space=_WORKER["space"], seed=_WORKER["seed"] + index)
     timings: dict[str, float] = {}
-    scores = engine.score(model, _WORKER["batch"], _WORKER["proxies"], timings=timings)
-    return {"index": index, "scores": scores, "seconds": timings}
+    errors: dict[str, str] = {}
+    scores = engine.score(model, _WORKER["batch"], _WORKER["proxies"], timings=timings, errors=errors)
+    return {"index": index, "scores": scores, "seconds": timings, "errors": errors}
 
 
 def score_archs(
@@ -92,7 +93,7 @@ def score_archs(
                 keep(_score_one(i))
         else:
             with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=init) as pool:
-                for rec in pool.map(_score_one, todo, chunksize=4):
+                for rec in pool.map(_score_one, todo):
                     keep(rec)
     return {i: done[i] for i in indices}
 
@@ -144,18 +145,30 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     table: list[dict[str, Any]] = []
     result: dict[str, Any] = {"proxies": {}, "sample": len(sample)}
-    per_proxy = {n: np.array([recs[i]["scores"][n] for i in sample], dtype=float) for n in names}
+    # A proxy that cannot score an architecture (ProxyError: e.g. jacov of a cell whose output does
+    # not depend on the input) has no value there; correlations use the architectures it scored
+    # and report how many that is (n).
+    def column(table: dict[int, dict[str, Any]], idx: list[int], n: str) -> np.ndarray:
+        return np.array([table[i]["scores"].get(n, np.nan) for i in idx], dtype=float)
+
+    per_proxy = {n: column(recs, sample, n) for n in names}
+    failures = {n: sum(n in recs[i].get("errors", {}) for i in sample) for n in names}
     truth = {t: np.asarray(gt[t], dtype=float)[sample] for t in TARGETS}
     ens_members = [m for m in DEFAULT_PROXIES if m in per_proxy]
     if ens_members:
-        per_proxy["ensemble"] = rank_ensemble(per_proxy, ens_members)
+        # the ensemble ranks the architectures every member scored; the others get NaN (no score)
+        scored = np.all([np.isfinite(per_proxy[m]) for m in ens_members], axis=0)
+        ens = np.full(len(sample), np.nan)
+        ens[scored] = rank_ensemble({m: per_proxy[m][scored] for m in ens_members}, ens_members)
+        per_proxy["ensemble"] = ens
     for n, values in per_proxy.items():
         x = values if n == "ensemble" else oriented(n, values)
         entry: dict[str, Any] = {t: correlations(x, truth[t]) for t in TARGETS}
         if n != "ensemble":
             entry["median_seconds"] = statistics.median(recs[i]["seconds"][n] for i in sample)
+            entry["failed"] = failures[n]
             if n in zc.columns:
-                ours = np.array([naslib_recs[i]["scores"][n] for i in naslib_idx], dtype=float)
+                ours = column(naslib_recs, naslib_idx, n)
                 ref = np.asarray(zc[n], dtype=float)[: len(naslib_idx)]
                 entry["naslib_agreement"] = correlations(ours, ref)
                 naslib_rho = correlations(oriented(n, ref), np.asarray(gt["cifar10_test_acc"])[naslib_idx])
@@ -174,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "naslib_rho": entry.get("naslib_own_rho_on_its_sample", ""),
             "agree": entry.get("naslib_agreement", {}).get("spearman", ""),
             "sec": entry.get("median_seconds", ""),
+            "failed": entry.get("failed", ""),
         })
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["settings"] = settings(
@@ -182,8 +196,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     best = max((n for n in per_proxy), key=lambda n: result["proxies"][n]["cifar10_test_acc"]["spearman"])
     plot = args.plot or Path(args.out).with_suffix(".png")
-    _scatter(per_proxy[best] if best == "ensemble" else oriented(best, per_proxy[best]),
-             truth["cifar10_test_acc"], best, plot)
+    x_best = per_proxy[best] if best == "ensemble" else oriented(best, per_proxy[best])
+    ok = np.isfinite(x_best)
+    _scatter(x_best[ok], truth["cifar10_test_acc"][ok], best, plot)
     result["plot"] = str(plot)
 
     print_settings(result["settings"])
