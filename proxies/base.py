@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterator
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import torch
 from torch import nn
@@ -79,6 +79,22 @@ def weighted_layers(model: nn.Module) -> Iterator[nn.Module]:
     for m in model.modules():
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
             yield m
+
+
+def loss_weight_grads(
+    proxy: str, model: nn.Module, batch: Batch
+) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """``(weight, dL/dweight)`` for every Conv/Linear weight of a working copy of ``model``, where
+    ``L`` is the mean cross-entropy of the whole batch in one train-mode pass. The gradient is
+    ``None`` for a layer that does not reach the loss."""
+    net = working_copy(model)
+    layers = require_weights(proxy, net)
+    weights = [cast(torch.Tensor, layer.weight).requires_grad_(True) for layer in layers]
+    x = batch.images.to(device=weights[0].device, dtype=weights[0].dtype)  # (B, C, H, W)
+    y = batch.labels.to(weights[0].device)  # (B,)
+    loss = torch.nn.functional.cross_entropy(net(x), y)
+    grads = torch.autograd.grad(loss, weights, allow_unused=True)
+    return list(zip(weights, grads, strict=True))
 
 
 def require_weights(proxy: str, model: nn.Module) -> list[nn.Module]:

@@ -10,14 +10,11 @@ Score: ``sum_l ||dL/dtheta_l||_2`` over Conv/Linear weights, ``L`` the mean cros
 
 from __future__ import annotations
 
-from typing import cast
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from nas.data import Batch
-from proxies.base import PROXIES, finite, require_weights, working_copy
+from proxies.base import PROXIES, finite, loss_weight_grads
 
 __all__ = ["GradNorm"]
 
@@ -50,15 +47,9 @@ class GradNorm:
     higher_is_better = True
 
     def score(self, model: nn.Module, batch: Batch) -> float:
-        net = working_copy(model)
-        layers = require_weights(self.name, net)
-        weights = [cast(torch.Tensor, layer.weight).requires_grad_(True) for layer in layers]
-        x = batch.images.to(device=weights[0].device, dtype=weights[0].dtype)  # (B, C, H, W)
-        y = batch.labels.to(weights[0].device)  # (B,)
-        loss = F.cross_entropy(net(x), y)
-        grads = torch.autograd.grad(loss, weights, allow_unused=True)
-        total = torch.zeros((), dtype=torch.float64, device=weights[0].device)
-        for g in grads:
+        pairs = loss_weight_grads(self.name, model, batch)
+        total = torch.zeros((), dtype=torch.float64, device=pairs[0][0].device)
+        for _, g in pairs:
             if g is not None:  # None: the layer does not reach the loss, its gradient is 0
                 total = total + g.norm().to(torch.float64)
         return finite(self.name, model, total)

@@ -10,14 +10,11 @@ Score: ``sum |theta * dL/dtheta|`` over Conv/Linear weights, ``L`` the mean cros
 
 from __future__ import annotations
 
-from typing import cast
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from nas.data import Batch
-from proxies.base import PROXIES, finite, require_weights, working_copy
+from proxies.base import PROXIES, finite, loss_weight_grads
 
 __all__ = ["Snip"]
 
@@ -51,15 +48,9 @@ class Snip:
     higher_is_better = True
 
     def score(self, model: nn.Module, batch: Batch) -> float:
-        net = working_copy(model)
-        layers = require_weights(self.name, net)
-        weights = [cast(torch.Tensor, layer.weight).requires_grad_(True) for layer in layers]
-        x = batch.images.to(device=weights[0].device, dtype=weights[0].dtype)  # (B, C, H, W)
-        y = batch.labels.to(weights[0].device)  # (B,)
-        loss = F.cross_entropy(net(x), y)
-        grads = torch.autograd.grad(loss, weights, allow_unused=True)
-        total = torch.zeros((), dtype=torch.float64, device=weights[0].device)
-        for w, g in zip(weights, grads, strict=True):
+        pairs = loss_weight_grads(self.name, model, batch)
+        total = torch.zeros((), dtype=torch.float64, device=pairs[0][0].device)
+        for w, g in pairs:
             if g is not None:  # None: the layer does not reach the loss, so its saliency is 0
                 total = total + (w.detach() * g).abs().sum(dtype=torch.float64)
         return finite(self.name, model, total)
