@@ -152,7 +152,7 @@ ORACLES: dict[str, Callable[[nn.Sequential, Batch], float]] = {
 # --- registry and oracle agreement -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("cls", "name"), zip(PROXY_CLASSES, NAMES, strict=True))
+@pytest.mark.parametrize(("cls", "name"), list(zip(PROXY_CLASSES, NAMES, strict=True)))
 def test_registered_with_orientation(cls: type, name: str) -> None:
     proxy = PROXIES.resolve(name)
     assert isinstance(proxy, cls)
