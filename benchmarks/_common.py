@@ -203,3 +203,11 @@ def add_common_args(parser: argparse.ArgumentParser, *, default_out: str | Path)
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     return parser
+
+
+def report(out: str | Path, result: Mapping[str, Any], rows: list[dict[str, Any]]) -> None:
+    """The end of every benchmark: print ``result["settings"]`` and the table, write the JSON."""
+    print_settings(result["settings"])
+    print_table(rows)
+    write_json(out, result)
+    print(f"wrote {out}")

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from benchmarks._common import add_common_args, print_settings, print_table, settings, write_json
+from benchmarks._common import add_common_args, report, settings
 
 
 class Bottleneck(nn.Module):
@@ -123,15 +123,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "resnet50_torch_export_s": export_s,
         "settings": settings(seed=args.seed, onnx_version=onnx.__version__),
     }
-    print_settings(result["settings"])
-    print_table([
+    report(args.out, result, [
         {"what": "NB201 genotype -> ArchGraph", "median_ms": nb201_ms, "goal_ms": 5.0, "n": len(genotypes)},
         {"what": "ResNet-50 .onnx -> ArchGraph", "median_ms": resnet_ms, "goal_ms": 1000.0, "n": args.repeats},
         {"what": "NB201 fingerprint()", "median_ms": fp_ms, "goal_ms": "", "n": len(graphs)},
         {"what": "ResNet-50 torch export", "median_ms": export_s * 1000, "goal_ms": "", "n": 1},
     ])
-    write_json(args.out, result)
-    print(f"wrote {args.out}")
     return result
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import stats
 from tqdm import tqdm
 
-from benchmarks._common import add_common_args, print_settings, print_table, settings, write_json
+from benchmarks._common import add_common_args, report, settings
 from benchmarks.tabular import nb201_ground_truth, nb201_zc_naslib
 
 
@@ -158,7 +158,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["settings"] = settings(data_dir=str(args.data_dir), workers=args.workers, seed=args.seed)
 
-    print_settings(result["settings"])
     rows = [
         {"check": "index <-> arch string", "value": f"{index_ok}/{n}"},
         {"check": "params == table (1e-6 M)", "value": f"{int(direct.sum())}/{n}"},
@@ -173,9 +172,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.export_check:
         fx = result["fingerprint_direct_vs_export"]
         rows.append({"check": "fingerprint direct == export", "value": f"{fx['equal']}/{fx['n']}"})
-    print_table(rows)
-    write_json(args.out, result)
-    print(f"wrote {args.out}")
+    report(args.out, result, rows)
     return result
 
 

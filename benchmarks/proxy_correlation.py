@@ -32,7 +32,7 @@ import numpy as np
 from scipy import stats
 from tqdm import tqdm
 
-from benchmarks._common import add_common_args, print_settings, print_table, settings, write_json
+from benchmarks._common import add_common_args, report, settings
 from benchmarks.tabular import nb201_ground_truth, nb201_zc_naslib
 
 TARGETS = ("cifar10_test_acc", "cifar10valid_valid_acc", "cifar100_test_acc", "imagenet16_test_acc")
@@ -201,10 +201,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     _scatter(x_best[ok], truth["cifar10_test_acc"][ok], best, plot)
     result["plot"] = str(plot)
 
-    print_settings(result["settings"])
-    print_table(table)
-    write_json(args.out, result)
-    print(f"wrote {args.out} and {plot}")
+    report(args.out, result, table)
+    print(f"wrote {plot}")
     return result
 
 

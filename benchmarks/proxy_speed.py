@@ -26,7 +26,7 @@ import torch
 from scipy import stats
 from tqdm import tqdm
 
-from benchmarks._common import add_common_args, print_settings, print_table, settings, write_json
+from benchmarks._common import add_common_args, report, settings
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -78,10 +78,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                      "rho": rho, "max_rel_diff": rel})
     result["settings"] = settings(seed=args.seed, n=args.n, batch=args.batch, data="cifar10",
                                   data_dir=str(args.data_dir) if args.data_dir else None)
-    print_settings(result["settings"])
-    print_table(rows)
-    write_json(args.out, result)
-    print(f"wrote {args.out}")
+    report(args.out, result, rows)
     return result
 
 

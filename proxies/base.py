@@ -88,13 +88,17 @@ def loss_weight_grads(
     ``L`` is the mean cross-entropy of the whole batch in one train-mode pass. The gradient is
     ``None`` for a layer that does not reach the loss."""
     net = working_copy(model)
-    layers = require_weights(proxy, net)
-    weights = [cast(torch.Tensor, layer.weight).requires_grad_(True) for layer in layers]
+    weights = trainable_weights(proxy, net)
     x = batch.images.to(device=weights[0].device, dtype=weights[0].dtype)  # (B, C, H, W)
     y = batch.labels.to(weights[0].device)  # (B,)
     loss = torch.nn.functional.cross_entropy(net(x), y)
     grads = torch.autograd.grad(loss, weights, allow_unused=True)
     return list(zip(weights, grads, strict=True))
+
+
+def trainable_weights(proxy: str, net: nn.Module) -> list[torch.Tensor]:
+    """The Conv/Linear weights of ``net`` (a working copy), with gradients switched on."""
+    return [cast(torch.Tensor, layer.weight).requires_grad_(True) for layer in require_weights(proxy, net)]
 
 
 def require_weights(proxy: str, model: nn.Module) -> list[nn.Module]:

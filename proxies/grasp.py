@@ -11,14 +11,12 @@ orients it. See :class:`Grasp` for every choice.
 
 from __future__ import annotations
 
-from typing import cast
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from nas.data import Batch
-from proxies.base import PROXIES, finite, require_weights, working_copy
+from proxies.base import PROXIES, finite, trainable_weights, working_copy
 
 __all__ = ["Grasp"]
 
@@ -65,8 +63,7 @@ class Grasp:
 
     def score(self, model: nn.Module, batch: Batch) -> float:
         net = working_copy(model)
-        layers = require_weights(self.name, net)
-        weights = [cast(torch.Tensor, layer.weight).requires_grad_(True) for layer in layers]
+        weights = trainable_weights(self.name, net)
         device = weights[0].device
         x = batch.images.to(device=device, dtype=weights[0].dtype)  # (B, C, H, W)
         y = batch.labels.to(device)  # (B,)
