@@ -14,7 +14,13 @@ seconds per architecture. The label-free rank ensemble is reported like a proxy.
 so that higher is better (a proxy with ``higher_is_better = False`` is negated before correlating);
 correlations are never made absolute. It writes a PNG scatter of the best proxy against accuracy.
 
-Scores are appended to ``<out>.scores.jsonl`` as they are computed, so an interrupted run resumes.
+All proxies of one architecture are computed in one engine call, so they share passes
+(:mod:`proxies.passes`); the flops proxy reads the genotype's IR. Per-proxy seconds are each
+proxy's share of that call (a shared pass is charged to the first proxy that needs it); the
+``all proxies`` row gives the median time of the whole call, network build included.
+
+Scores are appended to ``<out>.scores.jsonl`` as they are computed, so an interrupted run resumes;
+a later run with more proxies computes only the missing ones.
 """
 
 from __future__ import annotations
@@ -40,57 +46,84 @@ TARGETS = ("cifar10_test_acc", "cifar10valid_valid_acc", "cifar100_test_acc", "i
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(data_dir: str | None, batch_size: int, seed: int, proxies: list[str]) -> None:
+def _init_worker(data_dir: str | None, batch_size: int, seed: int) -> None:
     import torch
 
     from nas.data import load_batch
-    from proxies import engine
     from search_spaces.nb201 import NB201Space
 
     torch.set_num_threads(1)
     _WORKER.update(
         batch=load_batch("cifar10", batch_size, seed=seed, data_dir=data_dir),
         space=NB201Space(),
-        proxies=engine.resolve_proxies(proxies),
         seed=seed,
     )
 
 
-def _score_one(index: int) -> dict[str, Any]:
+def _score_one(job: tuple[int, list[str]]) -> dict[str, Any]:
+    """Scores of the proxies ``names`` for architecture ``index``, with one engine call (shared passes)."""
     from proxies import engine
     from search_spaces.nb201 import index_to_genotype
 
-    model = engine.to_model(index_to_genotype(index), space=_WORKER["space"], seed=_WORKER["seed"] + index)
+    index, names = job
+    genotype = index_to_genotype(index)
+    space = _WORKER["space"]
+    t = time.perf_counter()
+    model = engine.to_model(genotype, space=space, seed=_WORKER["seed"] + index)
+    graph = space.to_graph(genotype) if "flops" in names else None
+    build = time.perf_counter() - t
     timings: dict[str, float] = {}
     errors: dict[str, str] = {}
-    scores = engine.score(model, _WORKER["batch"], _WORKER["proxies"], timings=timings, errors=errors)
-    return {"index": index, "scores": scores, "seconds": timings, "errors": errors}
+    scores = engine.score(model, _WORKER["batch"], names, timings=timings, errors=errors, graph=graph)
+    total = time.perf_counter() - t
+    return {"index": index, "scores": scores, "seconds": timings, "errors": errors, "build_seconds": build,
+            "total_seconds": total}
+
+
+def _same_settings(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(a.get(k) == b.get(k) for k in ("data_dir", "batch", "seed"))
 
 
 def score_archs(
-    indices: Sequence[int], cache: Path, key: dict[str, Any], workers: int, desc: str
+    indices: Sequence[int], names: list[str], cache: Path, key: dict[str, Any], workers: int, desc: str
 ) -> dict[int, dict[str, Any]]:
-    """Scores for every index, reusing lines of ``cache`` written with the same ``key``."""
+    """Scores of ``names`` for every index. Lines of ``cache`` written with the same data, batch and
+    seed are reused proxy by proxy; only the missing proxies of an architecture are computed (and
+    appended as a new line)."""
     done: dict[int, dict[str, Any]] = {}
     if cache.is_file():
         for line in cache.read_text().splitlines():
             rec = json.loads(line)
-            if rec.get("key") == key:
-                done[rec["index"]] = rec
-    todo = [i for i in dict.fromkeys(indices) if i not in done]
-    init = (key["data_dir"], key["batch"], key["seed"], key["proxies"])
+            if not _same_settings(rec.get("key", {}), key):
+                continue
+            old = done.setdefault(rec["index"], {"index": rec["index"], "scores": {}, "seconds": {}, "errors": {}})
+            for part in ("scores", "seconds", "errors"):
+                old[part].update(rec.get(part, {}))
+            if set(names) <= set(rec.get("scores", {})) | set(rec.get("errors", {})):
+                old["total_seconds"] = rec.get("total_seconds")  # one call that covered them all
+
+    def missing(i: int) -> list[str]:
+        rec = done.get(i, {})
+        return [n for n in names if n not in rec.get("scores", {}) and n not in rec.get("errors", {})]
+
+    todo = [(i, missing(i)) for i in dict.fromkeys(indices) if missing(i)]
+    init = (key["data_dir"], key["batch"], key["seed"])
     with cache.open("a") as f, tqdm(total=len(todo), desc=desc, unit="arch") as bar:
         def keep(rec: dict[str, Any]) -> None:
             rec["key"] = key
-            done[rec["index"]] = rec
             f.write(json.dumps(rec) + "\n")
             f.flush()
+            old = done.setdefault(rec["index"], {"index": rec["index"], "scores": {}, "seconds": {}, "errors": {}})
+            for part in ("scores", "seconds", "errors"):
+                old[part].update(rec[part])
+            covered = set(rec["scores"]) | set(rec["errors"]) >= set(names)
+            old["total_seconds"] = rec["total_seconds"] if covered else None
             bar.update(1)
 
         if workers <= 1:
             _init_worker(*init)
-            for i in todo:
-                keep(_score_one(i))
+            for job in todo:
+                keep(_score_one(job))
         else:
             with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=init) as pool:
                 for rec in pool.map(_score_one, todo):
@@ -137,11 +170,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     naslib_idx = [int(i) for i in zc["index"][: args.naslib_sample]]
 
     data_dir = str(args.data_dir) if args.data_dir else None
-    key = {"data_dir": data_dir, "batch": args.batch, "seed": args.seed, "proxies": names}
+    key = {"data_dir": data_dir, "batch": args.batch, "seed": args.seed}
     cache = Path(str(args.out) + ".scores.jsonl")
     t0 = time.perf_counter()
-    recs = score_archs(sample, cache, key, args.workers, "NB201 sample")
-    naslib_recs = score_archs(naslib_idx, cache, key, args.workers, "NASLib sample")
+    recs = score_archs(sample, names, cache, key, args.workers, "NB201 sample")
+    # on NASLib's sample only the proxies NASLib has are compared, so only those are computed
+    naslib_names = [n for n in names if n in zc.columns]
+    naslib_recs = score_archs(naslib_idx, naslib_names, cache, key, args.workers, "NASLib sample")
 
     table: list[dict[str, Any]] = []
     result: dict[str, Any] = {"proxies": {}, "sample": len(sample)}
@@ -165,7 +200,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         x = values if n == "ensemble" else oriented(n, values)
         entry: dict[str, Any] = {t: correlations(x, truth[t]) for t in TARGETS}
         if n != "ensemble":
-            entry["median_seconds"] = statistics.median(recs[i]["seconds"][n] for i in sample)
+            timed = [recs[i]["seconds"][n] for i in sample if recs[i].get("total_seconds") and n in recs[i]["seconds"]]
+            entry["median_seconds"] = statistics.median(timed) if timed else None
             entry["failed"] = failures[n]
             if n in zc.columns:
                 ours = column(naslib_recs, naslib_idx, n)
@@ -189,6 +225,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "sec": entry.get("median_seconds", ""),
             "failed": entry.get("failed", ""),
         })
+    totals = [recs[i]["total_seconds"] for i in sample if recs[i].get("total_seconds")]
+    result["median_seconds_all_proxies"] = statistics.median(totals) if totals else None
+    result["timed_architectures"] = len(totals)
+    table.append({"proxy": "all proxies", "dir": "", "rho_c10": "", "tau_c10": "", "rho_c10v": "", "rho_c100": "",
+                  "rho_im16": "", "naslib_rho": "", "agree": "", "sec": result["median_seconds_all_proxies"] or "",
+                  "failed": ""})
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["settings"] = settings(
         seed=args.seed, sample=args.sample, batch=args.batch, data="cifar10", data_dir=data_dir,

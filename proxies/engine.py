@@ -4,8 +4,16 @@
 ONNX file, bytes or ``ModelProto``, or a genotype of a space) into a freshly initialized module;
 :func:`score` runs the requested proxies on it with one batch and returns ``{name: score}``.
 
-Each proxy works on its own copy of the model (the contract in :mod:`proxies.base`), so proxies do
-not see each other's gradients or casts. Passes are not yet shared between proxies.
+Passes are shared: the proxies that implement :class:`~proxies.passes.SharedProxy` read one
+:class:`~proxies.passes.Passes` built for the model and batch, so snip, grad_norm, plain, fisher,
+jacov, epe_nas and nwot cost one forward and two backward passes together, GradSign and LGA share
+one batched per-sample forward, and flops reads the IR the caller already has (``graph=``). The
+other proxies (synflow, grasp, zen, ...) run their own passes on their own copies. Every pass runs
+on a working copy, so the caller's model is never modified. ``shared=False`` runs each proxy's own
+:meth:`score` instead: the reference the shared path is tested against.
+
+``timings`` then hold the time spent in each proxy's call, which includes any shared pass it was
+the first to need; the sum over proxies is the model's total.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from nas.data import Batch
 from nas.errors import ProxyError
 from nas.ir import ArchGraph
 from proxies.base import PROXIES, Proxy
+from proxies.passes import Passes, SharedProxy
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +80,25 @@ def score(
     *,
     timings: dict[str, float] | None = None,
     errors: dict[str, str] | None = None,
+    graph: ArchGraph | None = None,
+    shared: bool = True,
 ) -> dict[str, float]:
     """``{proxy name: score}`` for ``model`` on ``batch``; fills ``timings`` (seconds) if given.
 
     A proxy that cannot score this model raises :class:`~nas.errors.ProxyError`, unless ``errors``
     is given: then its message is stored there under the proxy's name and it has no score.
+    ``graph`` is the model's IR if the caller has it (flops reads it instead of exporting the model);
+    ``shared=False`` scores every proxy with its own passes.
     """
+    chosen = resolve_proxies(proxies)
+    sharing = [p for p in chosen if shared and isinstance(p, SharedProxy)]
+    needs: set[Any] = set().union(*(p.needs() for p in sharing))
+    passes = Passes(model, batch, needs=needs, graph=graph)
     out: dict[str, float] = {}
-    for p in resolve_proxies(proxies):
+    for p in chosen:
         t = time.perf_counter()
         try:
-            out[p.name] = p.score(model, batch)
+            out[p.name] = p.from_passes(passes) if p in sharing else p.score(model, batch)
         except ProxyError as e:
             if errors is None:
                 raise

@@ -42,6 +42,8 @@ stored as ``-1e8`` in its tables).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -49,6 +51,7 @@ from nas.data import Batch
 from nas.errors import ProxyError
 from proxies.base import PROXIES, finite, model_name, working_copy
 from proxies.jacov import batch_input_gradient, row_correlation
+from proxies.passes import Passes
 
 #: Added to the absolute correlations before the log, as in NASLib.
 CORR_EPS = 1e-5
@@ -62,9 +65,19 @@ class EPENAS:
     name = "epe_nas"
     higher_is_better = True
 
+    def needs(self) -> set[Any]:
+        return {"input_grad"}
+
+    def from_passes(self, passes: Passes) -> float:
+        grads, out_shape = passes.input_grad(self.name)
+        return self._from_grads(passes.model, grads, out_shape, passes.batch)
+
     def score(self, model: nn.Module, batch: Batch) -> float:
         net = working_copy(model)
         grads, out_shape = batch_input_gradient(self.name, net, batch.images)  # (B, 3HW)
+        return self._from_grads(model, grads, out_shape, batch)
+
+    def _from_grads(self, model: nn.Module, grads: torch.Tensor, out_shape: torch.Size, batch: Batch) -> float:
         n_out = int(out_shape[-1]) if len(out_shape) > 0 else 1
         many = n_out > MANY_CLASSES
         per_class: list[torch.Tensor] = []

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,7 @@ from torch import nn
 
 from nas.data import Batch
 from proxies.base import PROXIES, finite, require_weights, working_copy
+from proxies.passes import Passes
 
 __all__ = ["Fisher"]
 
@@ -66,6 +67,12 @@ class Fisher:
 
     name = "fisher"
     higher_is_better = True
+
+    def needs(self) -> set[Any]:
+        return {"fisher"}
+
+    def from_passes(self, passes: Passes) -> float:
+        return finite(self.name, passes.model, passes.fisher(self.name))
 
     def score(self, model: nn.Module, batch: Batch) -> float:
         net = working_copy(model)

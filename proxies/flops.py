@@ -30,12 +30,15 @@ Cost: an ONNX export of the model (about half a second for an NB201 network). Th
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from nas.data import Batch
 from nas.errors import IRError, ProxyError
 from nas.ir import ArchGraph
 from proxies.base import PROXIES, finite, model_name, working_copy
+from proxies.passes import Passes
 
 
 class Flops:
@@ -43,6 +46,12 @@ class Flops:
 
     name = "flops"
     higher_is_better = True
+
+    def needs(self) -> set[Any]:
+        return {"graph"}
+
+    def from_passes(self, passes: Passes) -> float:
+        return finite(self.name, passes.model, passes.graph(self.name).flops / 1e6)
 
     def score(self, model: nn.Module, batch: Batch) -> float:
         net = working_copy(model)

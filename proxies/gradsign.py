@@ -46,9 +46,9 @@ architectures, rank correlation 1.0). On CUDA, cuDNN's default TF32 convolutions
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -56,6 +56,7 @@ from torch import Tensor, nn
 from nas.data import Batch
 from nas.errors import ProxyError
 from proxies.base import PROXIES, finite, model_name, require_weights
+from proxies.passes import Passes
 from proxies.per_sample import METHODS, Method, per_sample_grads
 
 __all__ = ["GradSign", "gradsign_from_grads"]
@@ -108,11 +109,20 @@ class GradSign:
         if self.aggregate not in AGGREGATES:
             raise ProxyError(f"GradSign: unknown aggregate {self.aggregate!r}; valid: {', '.join(AGGREGATES)}")
 
+    def needs(self) -> set[Any]:
+        return {("per_sample", "cross_entropy", self.method)}
+
+    def from_passes(self, passes: Passes) -> float:
+        return self._score(passes.model, lambda: passes.per_sample("cross_entropy", self.method))
+
     def score(self, model: nn.Module, batch: Batch) -> float:
         """The GradSign of ``model`` on ``batch``; ``model`` is not modified."""
+        return self._score(model, lambda: per_sample_grads(model, batch.images, batch.labels, method=self.method))
+
+    def _score(self, model: nn.Module, grads_of: Callable[[], Mapping[str, Tensor]]) -> float:
         require_weights(self.name, model)
         try:
-            grads = per_sample_grads(model, batch.images, batch.labels, method=self.method)
+            grads = grads_of()
             value = gradsign_from_grads(grads, aggregate=self.aggregate)
         except ProxyError as e:
             raise ProxyError(f"proxy {self.name!r} on model {model_name(model)!r}: {e}") from e

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.data import Batch
-from proxies.base import PROXIES, finite, trainable_weights, working_copy
+from nas.errors import ProxyError
+from proxies.base import PROXIES, finite, model_name, trainable_weights, working_copy
 
 __all__ = ["Grasp"]
 
@@ -76,7 +77,15 @@ class Grasp:
                 z = z + (g.detach() * g).sum()
         total = torch.zeros((), dtype=torch.float64, device=device)
         if z.requires_grad:  # otherwise the loss is linear in every weight and H g = 0
-            hg = torch.autograd.grad(z, weights, allow_unused=True)
+            try:
+                hg = torch.autograd.grad(z, weights, allow_unused=True)
+            except RuntimeError as e:  # e.g. "derivative for aten::hardsigmoid_backward is not implemented"
+                if "derivative for" not in str(e):
+                    raise
+                raise ProxyError(
+                    f"proxy {self.name!r} needs second derivatives (a Hessian-vector product), which PyTorch "
+                    f"does not have for an op of model {model_name(model)!r}: {e}"
+                ) from e
             for w, h in zip(weights, hg, strict=True):
                 if h is not None:
                     total = total + (-w.detach() * h).sum(dtype=torch.float64)

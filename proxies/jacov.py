@@ -48,12 +48,15 @@ gradient row is constant (zero variance over its ``3HW`` entries) raises the sam
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from nas.data import Batch
 from nas.errors import ProxyError
 from proxies.base import PROXIES, finite, model_name, working_copy
+from proxies.passes import Passes
 
 #: NASLib's regularizer of the eigenvalues.
 EIG_EPS = 1e-5
@@ -109,9 +112,19 @@ class JacobianCovariance:
     name = "jacov"
     higher_is_better = True
 
+    def needs(self) -> set[Any]:
+        return {"input_grad"}
+
+    def from_passes(self, passes: Passes) -> float:
+        grads, _ = passes.input_grad(self.name)
+        return self._from_grads(passes.model, grads)
+
     def score(self, model: nn.Module, batch: Batch) -> float:
         net = working_copy(model)
         grads, _ = batch_input_gradient(self.name, net, batch.images)  # (B, 3HW)
+        return self._from_grads(model, grads)
+
+    def _from_grads(self, model: nn.Module, grads: torch.Tensor) -> float:
         corr = row_correlation(self.name, model, grads)  # (B, B)
         eig = torch.linalg.eigvalsh(corr)  # (B,), real: corr is symmetric
         shifted = eig + EIG_EPS

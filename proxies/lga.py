@@ -60,7 +60,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +70,7 @@ from torch.nn.modules.dropout import _DropoutNd
 from nas.data import Batch
 from nas.errors import ProxyError
 from proxies.base import PROXIES, finite, model_name, require_weights, working_copy
+from proxies.passes import Passes
 from proxies.per_sample import METHODS, Method, per_sample_grads
 
 __all__ = ["LGA", "center", "lga_from_grads", "ntk_gram"]
@@ -150,6 +151,21 @@ class LGA:
             raise ProxyError(f"LGA: train_batch_size must be an int >= 2 (BatchNorm); got {self.train_batch_size!r}")
         if not self.lr > 0 or not 0 <= self.momentum < 1:
             raise ProxyError(f"LGA: need lr > 0 and 0 <= momentum < 1; got lr={self.lr!r}, momentum={self.momentum!r}")
+
+    def needs(self) -> set[Any]:
+        # after training the gradients are those of another network: nothing to share
+        return set() if self.train_steps > 0 else {("per_sample", GRADIENTS[self.gradient], self.method)}
+
+    def from_passes(self, passes: Passes) -> float:
+        if self.train_steps > 0:
+            return self.score(passes.model, passes.batch)
+        require_weights(self.name, passes.model)
+        try:
+            grads = passes.per_sample(GRADIENTS[self.gradient], self.method)
+            value = lga_from_grads(grads, passes.batch.labels)
+        except ProxyError as e:
+            raise ProxyError(f"proxy {self.name!r} on model {model_name(passes.model)!r}: {e}") from e
+        return finite(self.name, passes.model, value)
 
     def score(self, model: nn.Module, batch: Batch) -> float:
         """The LGA of ``model`` on ``batch`` (after ``train_steps`` SGD steps on a copy)."""

@@ -57,9 +57,10 @@ from torch import nn
 from nas.data import Batch
 from nas.errors import ProxyError
 from proxies.base import PROXIES, finite, model_name, working_copy
+from proxies.passes import Passes, relu_types
 
 #: The ``torch.nn`` modules whose class name contains "ReLU": the ones NASLib's test hooks.
-RELU_TYPES: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU)
+RELU_TYPES: tuple[type[nn.Module], ...] = relu_types()
 
 
 def relu_code_kernel(net: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -97,9 +98,19 @@ class NASWOT:
     name = "nwot"
     higher_is_better = True
 
+    def needs(self) -> set[Any]:
+        return {"relu_kernel"}
+
+    def from_passes(self, passes: Passes) -> float:
+        kernel, calls = passes.relu_kernel(self.name)
+        return self._from_kernel(passes.model, kernel, calls)
+
     def score(self, model: nn.Module, batch: Batch) -> float:
         net = working_copy(model)
         kernel, calls = relu_code_kernel(net, batch.images)
+        return self._from_kernel(model, kernel, calls)
+
+    def _from_kernel(self, model: nn.Module, kernel: torch.Tensor, calls: int) -> float:
         if calls == 0:
             raise ProxyError(
                 f"proxy {self.name!r} needs ReLU modules ({', '.join(t.__name__ for t in RELU_TYPES)}); "

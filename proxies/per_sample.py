@@ -70,7 +70,7 @@ slows the 64 one-sample passes far more than the batched ones, and ratios of 6-8
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
@@ -90,6 +90,7 @@ __all__ = [
     "Objective",
     "batchnorm_as_instancenorm",
     "per_sample_grads",
+    "per_sample_grads_many",
     "replace_batchnorm",
     "replace_modules",
 ]
@@ -233,10 +234,29 @@ def per_sample_grads(
             per-sample semantics, an unknown ``method``, or (``"hooks"``) a weight shared with a
             module of another kind.
     """
+    return per_sample_grads_many(model, images, labels, method=method, objectives=(objective,))[objective]
+
+
+def per_sample_grads_many(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    *,
+    method: Method | str = "hooks",
+    objectives: Sequence[Objective | str] = ("cross_entropy",),
+) -> dict[str, dict[str, Tensor]]:
+    """:func:`per_sample_grads` for several objectives from ONE forward pass (one backward each).
+
+    Returns ``{objective: {name: (B, *weight.shape)}}``; each entry equals what
+    :func:`per_sample_grads` gives for that objective alone. The engine uses it to serve GradSign
+    (cross-entropy) and LGA (summed logits) together.
+    """
     if method not in METHODS:
         raise ProxyError(f"unknown per-sample gradient method {method!r}; valid: {', '.join(METHODS)}")
-    if objective not in OBJECTIVES:
-        raise ProxyError(f"unknown per-sample gradient objective {objective!r}; valid: {', '.join(OBJECTIVES)}")
+    objectives = list(dict.fromkeys(objectives))
+    bad = [o for o in objectives if o not in OBJECTIVES]
+    if bad or not objectives:
+        raise ProxyError(f"unknown per-sample gradient objective {bad or objectives!r}; valid: {', '.join(OBJECTIVES)}")
     if images.dim() < 1 or labels.shape != (images.shape[0],):
         raise ProxyError(
             f"per-sample gradients need images (B, ...) and labels (B,); got {tuple(images.shape)} "
@@ -254,8 +274,8 @@ def per_sample_grads(
     for _, p in targets:
         p.requires_grad_(True)
     if method == "loop":
-        return _loop(net, targets, images, labels, objective)
-    return _hooks(net, targets, images, labels, objective)
+        return _loop(net, targets, images, labels, objectives)
+    return _hooks(net, targets, images, labels, objectives)
 
 
 def _weight_params(net: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -291,37 +311,38 @@ def _objective(logits: Tensor, labels: Tensor, objective: str) -> Tensor:
 
 
 def _loop(
-    net: nn.Module, targets: list[tuple[str, nn.Parameter]], images: Tensor, labels: Tensor, objective: str
-) -> dict[str, Tensor]:
+    net: nn.Module, targets: list[tuple[str, nn.Parameter]], images: Tensor, labels: Tensor, objectives: list[str]
+) -> dict[str, dict[str, Tensor]]:
     handles = [m.register_forward_pre_hook(_check_one_sample_bn) for m in net.modules() if isinstance(m, _BatchNorm)]
     params = [p for _, p in targets]
     b = images.shape[0]
-    out = [torch.zeros((b, *p.shape), dtype=p.dtype, device=p.device) for p in params]
+    out = {o: [torch.zeros((b, *p.shape), dtype=p.dtype, device=p.device) for p in params] for o in objectives}
     try:
         for i in range(b):
             logits = _logits(net(images[i : i + 1]), 1, labels[i : i + 1])
-            loss = _objective(logits, labels[i : i + 1], objective)
-            grads = torch.autograd.grad(loss, params, allow_unused=True)
-            for buf, g in zip(out, grads, strict=True):
-                if g is not None:
-                    buf[i] = g
+            for k, objective in enumerate(objectives):
+                loss = _objective(logits, labels[i : i + 1], objective)
+                grads = torch.autograd.grad(loss, params, allow_unused=True, retain_graph=k < len(objectives) - 1)
+                for buf, g in zip(out[objective], grads, strict=True):
+                    if g is not None:
+                        buf[i] = g
     finally:
         for h in handles:
             h.remove()
-    return {n: g for (n, _), g in zip(targets, out, strict=True)}
+    return {o: {n: g for (n, _), g in zip(targets, out[o], strict=True)} for o in objectives}
 
 
 # --------------------------------------------------------------------------- the batched hooks
 
 
 def _hooks(
-    net: nn.Module, targets: list[tuple[str, nn.Parameter]], images: Tensor, labels: Tensor, objective: str
-) -> dict[str, Tensor]:
+    net: nn.Module, targets: list[tuple[str, nn.Parameter]], images: Tensor, labels: Tensor, objectives: list[str]
+) -> dict[str, dict[str, Tensor]]:
     layers = list(weighted_layers(net))
     _reject_foreign_ties(net, layers)
     net = replace_batchnorm(net)
     b = images.shape[0]
-    acc: dict[int, Tensor] = {}
+    acc: dict[int, Tensor] = {}  # the objective being differentiated; swapped per objective below
     taps: list[Tensor] = []
 
     def forward_hook(module: nn.Module, args: tuple[Any, ...], out: Tensor) -> None:
@@ -340,22 +361,26 @@ def _hooks(
         taps.append(out)
 
     handles = [m.register_forward_hook(forward_hook) for m in layers]
+    result: dict[str, dict[str, Tensor]] = {}
     try:
         x = images.detach().clone().requires_grad_(images.is_floating_point())
         logits = _logits(net(x), b, labels)
-        loss = _objective(logits, labels, objective)  # Σ_i ℓ_i: sample i owns δ_i
         wrt = ([x] if x.requires_grad else []) + taps
-        if wrt and loss.requires_grad:
-            # Only the hooked outputs (and the input, to reach every layer) are asked for, so
-            # autograd skips the batch-summed weight gradients.
-            torch.autograd.grad(loss, wrt, allow_unused=True)
+        for k, objective in enumerate(objectives):
+            acc.clear()
+            loss = _objective(logits, labels, objective)  # Σ_i ℓ_i: sample i owns δ_i
+            if wrt and loss.requires_grad:
+                # Only the hooked outputs (and the input, to reach every layer) are asked for, so
+                # autograd skips the batch-summed weight gradients.
+                torch.autograd.grad(loss, wrt, allow_unused=True, retain_graph=k < len(objectives) - 1)
+            result[objective] = {
+                n: acc[id(p)] if id(p) in acc else torch.zeros((b, *p.shape), dtype=p.dtype, device=p.device)
+                for n, p in targets
+            }
     finally:
         for h in handles:
             h.remove()
-    return {
-        n: acc[id(p)] if id(p) in acc else torch.zeros((b, *p.shape), dtype=p.dtype, device=p.device)
-        for n, p in targets
-    }
+    return result
 
 
 def _reject_foreign_ties(net: nn.Module, layers: list[nn.Module]) -> None:

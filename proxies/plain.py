@@ -35,7 +35,7 @@ gradient reaches a weight except the classifier's, whose input is zero.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +44,7 @@ from torch import nn
 from nas.data import Batch
 from nas.errors import ProxyError
 from proxies.base import PROXIES, finite, model_name, require_weights, working_copy
+from proxies.passes import Passes
 
 
 class Plain:
@@ -51,6 +52,16 @@ class Plain:
 
     name = "plain"
     higher_is_better = True
+
+    def needs(self) -> set[Any]:
+        return {"loss_grads"}
+
+    def from_passes(self, passes: Passes) -> float:
+        total = 0.0  # a float64 sum over layers
+        for weight, grad in passes.loss_grads(self.name):
+            if grad is not None:
+                total += float((grad * weight.detach()).sum())
+        return finite(self.name, passes.model, total)
 
     def score(self, model: nn.Module, batch: Batch) -> float:
         net = working_copy(model)

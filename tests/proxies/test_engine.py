@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from nas.data import load_batch
+from nas.data import Batch, load_batch
 from nas.errors import ProxyError, RegistryError
 from nas.ir import ArchGraph
 from proxies import PROXIES, Proxy
@@ -119,3 +119,73 @@ def test_rank_ensemble_errors_and_defaults() -> None:
         rank_ensemble({"nwot": [1.0, 2.0]}, ["nwot", "synflow"])
     with pytest.raises(ProxyError, match="non-finite"):
         rank_ensemble({"nwot": [1.0, float("nan")]}, ["nwot"])
+
+
+# --------------------------------------------------------------------------- shared passes
+
+
+def _shared_and_own(model: nn.Module, batch, graph=None) -> tuple[dict, dict, dict, dict]:
+    own_err: dict[str, str] = {}
+    shared_err: dict[str, str] = {}
+    own = score(model, batch, "all", errors=own_err, shared=False)
+    shared = score(model, batch, "all", errors=shared_err, graph=graph)
+    return own, shared, own_err, shared_err
+
+
+@pytest.mark.parametrize("arch", [
+    "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|",
+    "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",  # degenerate: the output ignores the input
+])
+def test_shared_passes_give_each_proxys_own_score_on_nb201(batch, arch) -> None:
+    space = NB201Space(c=8, n=1)
+    model = to_model(arch, space=space, seed=3)
+    own, shared, own_err, shared_err = _shared_and_own(model, batch, graph=space.to_graph(arch))
+    assert set(own) == set(shared) and set(own_err) == set(shared_err)
+    for name, value in own.items():
+        assert shared[name] == pytest.approx(value, rel=1e-5, abs=1e-9), name
+    if "none~0|+|none~0" in arch:
+        assert {"jacov", "epe_nas", "nwot"} <= set(shared_err)  # undefined there, as documented
+
+
+@pytest.mark.parametrize("make", ["make_resnet", "make_mobilenet", "make_transformer"])
+def test_shared_passes_give_each_proxys_own_score_on_other_models(make) -> None:
+    from tests.nas.ir import models
+
+    torch.manual_seed(0)
+    model = getattr(models, make)()
+    b = load_batch("synthetic", 8, seed=1)
+    assert tuple(b.images.shape[1:]) == models.INPUT_SHAPE and b.num_classes == models.NUM_CLASSES
+    own, shared, own_err, shared_err = _shared_and_own(model, b)
+    assert set(own) == set(shared) and own_err == shared_err
+    for name, value in own.items():
+        assert shared[name] == pytest.approx(value, rel=1e-4, abs=1e-9), name
+    if make == "make_mobilenet":  # Hardsigmoid has no second derivative in PyTorch
+        assert set(own_err) == {"grasp"} and "second derivatives" in own_err["grasp"]
+
+
+def test_a_failing_shared_part_does_not_take_the_others_down(batch) -> None:
+    class Features(nn.Module):  # returns a feature map, not (B, C) logits
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.act = nn.ReLU()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.act(self.conv(x))
+
+    errors: dict[str, str] = {}
+    out = score(Features(), batch, "snip,fisher,jacov,nwot", errors=errors)
+    assert set(out) == {"jacov", "nwot"}
+    assert set(errors) == {"snip", "fisher"}
+    assert "logits" in errors["snip"] and "'snip'" in errors["snip"]
+
+
+def test_flops_reads_the_given_graph_only_when_its_shape_fits(batch) -> None:
+    space = NB201Space(c=8, n=1)
+    model = space.to_module(1)
+    fits = space.to_graph(1)
+    assert score(model, batch, "flops", graph=fits)["flops"] == pytest.approx(fits.flops / 1e6)
+    big = Batch(torch.randn(4, 3, 40, 40), torch.arange(4), num_classes=10, source="synthetic", seed=0)
+    exported = ArchGraph.from_module(model, big.images[:1]).flops / 1e6
+    assert exported != pytest.approx(fits.flops / 1e6)
+    assert score(model, big, "flops", graph=fits)["flops"] == pytest.approx(exported)

@@ -420,3 +420,23 @@ def test_bad_settings() -> None:
         LGA().score(nn.Sequential(nn.Flatten(), nn.Linear(3, 2)), Batch(
             images=torch.randn(3, 3, 1, 1), labels=torch.zeros(3, dtype=torch.int64), num_classes=2, source="t", seed=0
         ))
+
+
+@pytest.mark.parametrize("method", ["hooks", "loop"])
+def test_several_objectives_in_one_pass_equal_one_at_a_time(method) -> None:
+    from proxies.per_sample import per_sample_grads_many
+
+    batch = _batch()
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+    both = per_sample_grads_many(net, batch.images, batch.labels, method=method,
+                                 objectives=("cross_entropy", "logit_sum"))
+    for objective, grads in both.items():
+        alone = per_sample_grads(net, batch.images, batch.labels, method=method, objective=objective)
+        assert list(grads) == list(alone)
+        for name in alone:
+            torch.testing.assert_close(grads[name], alone[name], rtol=1e-5, atol=1e-7)
+    assert not torch.allclose(both["cross_entropy"]["5.weight"], both["logit_sum"]["5.weight"])
+    with pytest.raises(ProxyError, match="objective"):
+        per_sample_grads_many(net, batch.images, batch.labels, objectives=("mse",))
