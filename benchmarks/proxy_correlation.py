@@ -74,7 +74,19 @@ def _score_one(job: tuple[int, list[str]]) -> dict[str, Any]:
     build = time.perf_counter() - t
     timings: dict[str, float] = {}
     errors: dict[str, str] = {}
-    scores = engine.score(model, _WORKER["batch"], names, timings=timings, errors=errors, graph=graph)
+    plain = [n for n in names if "@" not in n]
+    scores = engine.score(model, _WORKER["batch"], plain, timings=timings, errors=errors, graph=graph) if plain else {}
+    for n in names:
+        if "@" in n:  # "lga@10steps": LGA after that many training steps
+            from nas.errors import ProxyError
+            from proxies.lga import LGA
+
+            t_one = time.perf_counter()
+            try:
+                scores[n] = LGA(train_steps=int(n.split("@")[1].removesuffix("steps"))).score(model, _WORKER["batch"])
+            except ProxyError as e:
+                errors[n] = str(e)
+            timings[n] = time.perf_counter() - t_one
     total = time.perf_counter() - t
     return {"index": index, "scores": scores, "seconds": timings, "errors": errors, "build_seconds": build,
             "total_seconds": total}
@@ -82,6 +94,19 @@ def _score_one(job: tuple[int, list[str]]) -> dict[str, Any]:
 
 def _same_settings(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return all(a.get(k) == b.get(k) for k in ("data_dir", "batch", "seed"))
+
+
+def _merge(done: dict[int, dict[str, Any]], rec: dict[str, Any]) -> None:
+    """Add one cache line to the architecture's record. ``total_seconds`` sums the calls that made
+    the record; it is None (untimed) if any line lacks it (lines written before timing was kept)."""
+    old = done.setdefault(rec["index"], {"index": rec["index"], "scores": {}, "seconds": {}, "errors": {},
+                                         "total_seconds": 0.0})
+    for part in ("scores", "seconds", "errors"):
+        old[part].update(rec.get(part, {}))
+    if old["total_seconds"] is not None and rec.get("total_seconds") is not None:
+        old["total_seconds"] += rec["total_seconds"]
+    else:
+        old["total_seconds"] = None
 
 
 def score_archs(
@@ -96,11 +121,7 @@ def score_archs(
             rec = json.loads(line)
             if not _same_settings(rec.get("key", {}), key):
                 continue
-            old = done.setdefault(rec["index"], {"index": rec["index"], "scores": {}, "seconds": {}, "errors": {}})
-            for part in ("scores", "seconds", "errors"):
-                old[part].update(rec.get(part, {}))
-            if set(names) <= set(rec.get("scores", {})) | set(rec.get("errors", {})):
-                old["total_seconds"] = rec.get("total_seconds")  # one call that covered them all
+            _merge(done, rec)
 
     def missing(i: int) -> list[str]:
         rec = done.get(i, {})
@@ -113,11 +134,7 @@ def score_archs(
             rec["key"] = key
             f.write(json.dumps(rec) + "\n")
             f.flush()
-            old = done.setdefault(rec["index"], {"index": rec["index"], "scores": {}, "seconds": {}, "errors": {}})
-            for part in ("scores", "seconds", "errors"):
-                old[part].update(rec[part])
-            covered = set(rec["scores"]) | set(rec["errors"]) >= set(names)
-            old["total_seconds"] = rec["total_seconds"] if covered else None
+            _merge(done, rec)
             bar.update(1)
 
         if workers <= 1:
@@ -134,15 +151,20 @@ def score_archs(
 def oriented(name: str, values: np.ndarray) -> np.ndarray:
     from proxies import PROXIES
 
-    return values if PROXIES.resolve(name).higher_is_better else -values
+    return values if PROXIES.resolve(name.split("@")[0]).higher_is_better else -values
 
 
-def correlations(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def correlations(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Spearman and Kendall over the pairs where both are finite; None where undefined (fewer than
+    three pairs, or a constant side), with the reason."""
     ok = np.isfinite(x) & np.isfinite(y)
+    n = int(ok.sum())
+    if n < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return {"spearman": None, "kendall": None, "n": n, "undefined": "fewer than 3 pairs or a constant side"}
     return {
         "spearman": float(stats.spearmanr(x[ok], y[ok]).statistic),
         "kendall": float(stats.kendalltau(x[ok], y[ok]).statistic),
-        "n": int(ok.sum()),
+        "n": n,
     }
 
 
@@ -156,6 +178,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--proxies", default="all", help="comma-separated proxies or all")
     p.add_argument("--workers", type=int, default=2, help="processes, one torch thread each (default 2)")
     p.add_argument("--plot", type=Path, default=None, help="PNG scatter path (default: next to --out)")
+    p.add_argument("--lga-train-steps", type=int, default=10,
+                   help="also score LGA after this many SGD steps on the batch, row lga@Nsteps (0: skip; default 10)")
+    p.add_argument("--lga-train-sample", type=int, default=200,
+                   help="architectures (the first of the sample) that get the trained LGA (default 200)")
     args = p.parse_args(argv)
 
     from proxies import PROXIES
@@ -163,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from proxies.ensemble import DEFAULT_PROXIES, rank_ensemble
 
     names = [q.name for q in resolve_proxies(args.proxies)]
+    trained = f"lga@{args.lga_train_steps}steps" if args.lga_train_steps > 0 and "lga" in names else None
     gt = nb201_ground_truth(args.data_dir)
     rng = np.random.default_rng(args.seed)
     sample = sorted(rng.choice(len(gt), size=args.sample, replace=False).tolist())
@@ -174,6 +201,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     cache = Path(str(args.out) + ".scores.jsonl")
     t0 = time.perf_counter()
     recs = score_archs(sample, names, cache, key, args.workers, "NB201 sample")
+    if trained:
+        # LGA after its training protocol, as a row of its own (see proxies.lga), on a subset: it trains
+        subset = sorted(np.random.default_rng(args.seed).permutation(sample)[: args.lga_train_sample].tolist())
+        recs.update(score_archs(subset, [trained], cache, key, args.workers, trained))
+        names.insert(names.index("lga") + 1, trained)
     # on NASLib's sample only the proxies NASLib has are compared, so only those are computed
     naslib_names = [n for n in names if n in zc.columns]
     naslib_recs = score_archs(naslib_idx, naslib_names, cache, key, args.workers, "NASLib sample")
@@ -200,7 +232,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         x = values if n == "ensemble" else oriented(n, values)
         entry: dict[str, Any] = {t: correlations(x, truth[t]) for t in TARGETS}
         if n != "ensemble":
-            timed = [recs[i]["seconds"][n] for i in sample if recs[i].get("total_seconds") and n in recs[i]["seconds"]]
+            timed = [recs[i]["seconds"][n] for i in sample
+                     if recs[i]["total_seconds"] is not None and n in recs[i]["seconds"]]
             entry["median_seconds"] = statistics.median(timed) if timed else None
             entry["failed"] = failures[n]
             if n in zc.columns:
@@ -214,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         result["proxies"][n] = entry
         table.append({
             "proxy": n,
-            "dir": "" if n == "ensemble" else ("+" if PROXIES.resolve(n).higher_is_better else "-"),
+            "dir": "" if n == "ensemble" else ("+" if PROXIES.resolve(n.split("@")[0]).higher_is_better else "-"),
             "rho_c10": entry["cifar10_test_acc"]["spearman"],
             "tau_c10": entry["cifar10_test_acc"]["kendall"],
             "rho_c10v": entry["cifar10valid_valid_acc"]["spearman"],
@@ -225,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "sec": entry.get("median_seconds", ""),
             "failed": entry.get("failed", ""),
         })
-    totals = [recs[i]["total_seconds"] for i in sample if recs[i].get("total_seconds")]
+    totals = [recs[i]["total_seconds"] for i in sample if recs[i]["total_seconds"] is not None]
     result["median_seconds_all_proxies"] = statistics.median(totals) if totals else None
     result["timed_architectures"] = len(totals)
     table.append({"proxy": "all proxies", "dir": "", "rho_c10": "", "tau_c10": "", "rho_c10v": "", "rho_c100": "",
@@ -236,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         seed=args.seed, sample=args.sample, batch=args.batch, data="cifar10", data_dir=data_dir,
         workers=args.workers, torch_threads_per_worker=1, naslib_sample=len(naslib_idx),
     )
-    best = max((n for n in per_proxy), key=lambda n: result["proxies"][n]["cifar10_test_acc"]["spearman"])
+    best = max((n for n in per_proxy), key=lambda n: result["proxies"][n]["cifar10_test_acc"]["spearman"] or -2.0)
     plot = args.plot or Path(args.out).with_suffix(".png")
     x_best = per_proxy[best] if best == "ensemble" else oriented(best, per_proxy[best])
     ok = np.isfinite(x_best)
