@@ -54,7 +54,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.seed is not None:
             torch.manual_seed(args.seed)
         module = space.to_module(genotype)
-    model = export_onnx(module, torch.zeros(space.example_input_shape(args.batch)))
+    model = export_onnx(module, torch.zeros(space.example_input_shape(args.batch, genotype)))
     model.producer_name = "nas"
     model.doc_string = f"{space.name} {space.format(genotype)}"
     out = Path(args.output)

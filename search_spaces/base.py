@@ -69,8 +69,9 @@ class SearchSpace(Protocol):
         """The architecture as a PyTorch module, freshly initialized."""
         ...
 
-    def example_input_shape(self, batch: int = 1) -> tuple[int, ...]:
-        """The input shape the space's networks take (used to export them)."""
+    def example_input_shape(self, batch: int = 1, genotype: Genotype | None = None) -> tuple[int, ...]:
+        """The input shape the network of ``genotype`` takes (used to export it); spaces whose
+        genotype fixes the resolution use it, and give their default resolution for ``None``."""
         ...
 
 

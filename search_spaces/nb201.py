@@ -417,7 +417,7 @@ class NB201Space:
     def to_module(self, genotype: str | int | Genotype) -> NB201Network:
         return NB201Network(parse_arch(genotype), self.c, self.n, self.num_classes)
 
-    def example_input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
+    def example_input_shape(self, batch: int = 1, genotype: Genotype | None = None) -> tuple[int, int, int, int]:
         return (batch, 3, self.input_size, self.input_size)
 
 
