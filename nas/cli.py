@@ -46,9 +46,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from nas.ir import ArchGraph
     from nas.ir.torch_export import export_onnx
-    from search_spaces import SPACES
+    from search_spaces import space_from_spec
 
-    space = SPACES.resolve(args.space)
+    space = space_from_spec(args.space)
     genotype = space.parse(args.arch)
     with torch.random.fork_rng(devices=[]):
         if args.seed is not None:
@@ -99,20 +99,30 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
-    from search_spaces import SPACES, FiniteSearchSpace
+    from search_spaces import SPACES, FiniteSearchSpace, required_arguments
 
     rows: list[dict[str, Any]] = []
     for name in SPACES.names():
+        needs = required_arguments(name)
+        if needs:  # e.g. onnx_folder: its size is that of the folder it is given
+            doc = _first_line(SPACES.get(name).__doc__)
+            rows.append({"name": name, "size": None, "dimensions": None, "needs": needs, "doc": doc})
+            continue
         space = SPACES.resolve(name)
         size = len(space) if isinstance(space, FiniteSearchSpace) else None
         dims = space.dimensions()
-        rows.append({"name": name, "size": size, "dimensions": len(dims), "doc": _first_line(type(space).__doc__)})
+        rows.append({"name": name, "size": size, "dimensions": len(dims), "needs": [],
+                     "doc": _first_line(type(space).__doc__)})
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         for r in rows:
-            count = f"{r['size']:,} architectures" if r["size"] is not None else "not enumerable"
-            print(f"{r['name']:12s} {count:24s} {r['dimensions']} dims  {r['doc']}")
+            if r["needs"]:
+                count, extent = f"given {', '.join(r['needs'])}", "--space " + r["name"] + ":" + r["needs"][0].upper()
+            else:
+                count = f"{r['size']:,} architectures" if r["size"] is not None else "not enumerable"
+                extent = f"{r['dimensions']} dims"
+            print(f"{r['name']:12s} {count:24s} {extent}  {r['doc']}")
     return 0
 
 
@@ -139,13 +149,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     from nas.data import load_batch
     from nas.ir import ArchGraph
     from proxies import engine
-    from search_spaces import SPACES
+    from search_spaces import space_from_spec
 
     proxies = engine.resolve_proxies(args.proxies)
     batch = load_batch(args.data, args.batch, seed=args.seed, data_dir=args.data_dir, balanced=args.balanced)
-    jobs: list[tuple[str, Callable[[], Any]]] = []
+    jobs: list[tuple[str, Callable[[], Any], tuple[int, ...] | None]] = []
     if args.space:
-        space = SPACES.resolve(args.space)
+        space = space_from_spec(args.space)
         if args.arch and args.sample:
             raise NasError("give either --arch or --sample, not both")
         if args.arch:
@@ -156,19 +166,20 @@ def cmd_score(args: argparse.Namespace) -> int:
         else:
             raise NasError("with --space, give --arch ARCH or --sample N")
         for g in genotypes:
-            jobs.append((space.format(g), functools.partial(engine.to_model, g, space=space, seed=args.seed)))
+            jobs.append((space.format(g), functools.partial(engine.to_model, g, space=space, seed=args.seed),
+                         space.example_input_shape(1, g)))
     files: list[Path] = []
     for m in args.models:
         path = Path(m)
         files.extend(sorted(path.glob("*.onnx")) if path.is_dir() else [path])
     for f in files:
-        jobs.append((str(f), functools.partial(ArchGraph.from_onnx, f, input_shapes=args.input_shape)))
+        jobs.append((str(f), functools.partial(ArchGraph.from_onnx, f, input_shapes=args.input_shape), None))
     if not jobs:
         raise NasError("nothing to score: give ONNX files or a folder, or --space with --arch/--sample")
     results = []
-    for name, make in tqdm(jobs, desc="scoring", unit="model", disable=len(jobs) < 2, file=sys.stderr):
+    for name, make, shape in tqdm(jobs, desc="scoring", unit="model", disable=len(jobs) < 2, file=sys.stderr):
         target = make()
-        model_batch = batch
+        model_batch = batch if shape is None else _fit_batch(batch, shape)
         if isinstance(target, ArchGraph):
             model_batch = _fit_batch(batch, target.inputs[0].out_shapes[0])
             target = target.to_torch(seed=args.seed)
@@ -220,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     e = sub.add_parser("export", help="write an architecture of a space as an ONNX file")
-    e.add_argument("--space", required=True, help="a registered space (see `nas spaces`)")
+    e.add_argument("--space", required=True,
+                   help="a registered space (see `nas spaces`): NAME or NAME:ARGS, e.g. nb201 or onnx_folder:models/")
     e.add_argument("--arch", required=True, help="the genotype: an arch string or, for NB201, an official index")
     e.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     e.add_argument("--batch", type=int, default=1, help="batch size of the exported input (default 1)")
@@ -237,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser("score", help="score architectures with zero-cost proxies")
     sc.add_argument("models", nargs="*", help="ONNX files or folders of them")
-    sc.add_argument("--space", help="score genotypes of this space instead (with --arch or --sample)")
+    sc.add_argument("--space", help="score genotypes of this space (NAME or NAME:ARGS) with --arch or --sample")
     sc.add_argument("--arch", action="append", help="a genotype of --space (repeatable)")
     sc.add_argument("--sample", type=int, default=0, help="score N genotypes sampled from --space")
     sc.add_argument("--proxies", default="all", help="comma-separated proxy names, or all (see `nas proxies`)")

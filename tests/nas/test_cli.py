@@ -123,3 +123,44 @@ def test_score_onnx_files_and_space_archs(tmp_path: Path, capsys: pytest.Capture
 def test_score_bad_arguments(argv: tuple[str, ...], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, *argv)
     assert code == 2 and needle in err
+
+
+def test_every_space_exports_an_architecture_that_info_and_score_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+
+    from search_spaces import SPACES, required_arguments, space_from_spec
+    from tests.search_spaces.test_conformance import SMALL
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    run(capsys, "export", "--space", SMALL["nb201"], "--arch", "7", "-o", str(folder / "a.onnx"))
+    for name in SPACES.names():
+        spec = f"{name}:{folder}" if required_arguments(name) else SMALL.get(name, name)
+        space = space_from_spec(spec)
+        arch = space.format(space.sample(np.random.default_rng(0)))
+        f = tmp_path / f"{name}.onnx"
+        code, out, _ = run(capsys, "export", "--space", spec, "--arch", arch, "-o", str(f), "--json")
+        assert code == 0, name
+        exported = json.loads(out)
+        code, out, _ = run(capsys, "info", str(f), "--json")
+        assert code == 0 and json.loads(out)["fingerprint"] == exported["fingerprint"], name
+        code, out, err = run(capsys, "score", str(f), "--proxies", "params,nwot,synflow", "--data", "synthetic",
+                             "--batch", "4", "--json")
+        assert code == 0, (name, err)
+        scores = json.loads(out)["results"][0]["scores"]
+        assert scores["params"] == pytest.approx(exported["params"] / 1e6), name
+        assert np.isfinite(scores["synflow"]), name
+
+
+def test_space_specs(capsys: pytest.CaptureFixture[str]) -> None:
+    from nas.errors import GenotypeError
+    from search_spaces import space_from_spec
+
+    small = space_from_spec("nb201:c=8,n=1")
+    assert (small.c, small.n) == (8, 1)
+    with pytest.raises(GenotypeError, match="takes"):
+        space_from_spec("nb201:width=3")
+    code, _, err = run(capsys, "export", "--space", "nb201:width=3", "--arch", "1", "-o", "x.onnx")
+    assert code == 2 and "width" in err
