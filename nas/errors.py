@@ -67,3 +67,11 @@ class BenchmarkDataMissing(NasError, FileNotFoundError):
 
 class ProxyError(NasError):
     """A zero-cost proxy failed or produced a non-finite score."""
+
+
+class SearchError(NasError, ValueError):
+    """A search cannot run as configured (a budget of 0, an unknown objective, a bad resume folder, ...)."""
+
+
+class ConstraintError(SearchError):
+    """No candidate met the constraints within the allowed number of tries."""

@@ -43,10 +43,14 @@ training-time only, is left out: the module computes what the DARTS network comp
 probability 0.
 
 **NASLib's parameter counts.** The ``params`` column of NASLib's NAS-Bench-301 zero-cost data
-(NAS-Bench-Suite-Zero) is not this network's count: NASLib scored its own *search-size* DARTS graph,
-``C=16``, 8 cells, with every op and preprocessing BatchNorm non-affine (only the stem BN is
-affine), no auxiliary head. :data:`NASLIB_ZC` is that configuration; ``DartsSpace(**NASLIB_ZC)``
-reproduces the column (see ``tests/search_spaces/test_darts.py``).
+(NAS-Bench-Suite-Zero, ``naslib/data/zc_nasbench301.json``; tensorwatch's count of the parameters of
+the leaf modules run by one forward pass) counts NASLib's own NAS-Bench-301 graph:
+this network at ``C=32``, 8 cells, no auxiliary head, but with the BatchNorms *inside the edge ops*
+non-affine (NASLib builds the cell ops with ``affine=False`` and the stem, preprocessing and classifier
+as here). :data:`NASLIB_ZC` is that configuration: ``DartsSpace(**NASLIB_ZC)`` reproduces the column for
+all 725 genotypes of that file (``tests/search_spaces/test_darts.py``). The default network (affine
+op BatchNorms, as DARTS and NAS-Bench-301 train it) has ``2 * channels`` more parameters per
+parametric op BatchNorm.
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nas.errors import GenotypeError
+from nas.errors import GenotypeError, NasError
 from nas.ir import ArchGraph
 from search_spaces import SPACES
 from search_spaces.base import Dimension
@@ -103,7 +107,7 @@ class DartsGenotype:
 
 #: The configuration NASLib used for the ``params`` / ``flops`` columns of its NAS-Bench-301
 #: zero-cost data: ``DartsSpace(**NASLIB_ZC)``.
-NASLIB_ZC: dict[str, Any] = {"c": 16, "layers": 8, "affine": False}
+NASLIB_ZC: dict[str, Any] = {"c": 32, "layers": 8, "affine_ops": False}
 
 
 # --------------------------------------------------------------------------- genotypes
@@ -178,7 +182,7 @@ def to_compact(genotype: DartsGenotype) -> tuple[tuple[tuple[int, int], ...], ..
     return tuple(out)
 
 
-_DARTS_LIST = re.compile(r"\b(normal|reduce)\s*=\s*(\[[^\]]*\])")
+_DARTS_LIST = re.compile(r"\b(normal|reduce|normal_concat|reduce_concat)\s*=\s*(\[[^\]]*\])")
 _CANONICAL = re.compile(r"^\s*normal\s*=(?P<normal>[^|]*)\|\s*reduce\s*=(?P<reduce>[^|]*)$")
 
 
@@ -200,8 +204,12 @@ def parse_genotype(arch: str | DartsGenotype) -> DartsGenotype:
         return from_compact(_literal(text, "NASLib's compact form"))
     if text.startswith("Genotype("):
         found = dict(_DARTS_LIST.findall(text))
-        if set(found) != set(CELL_NAMES):
+        if not set(CELL_NAMES) <= set(found):
             raise GenotypeError(f"a DARTS Genotype(...) needs normal=[...] and reduce=[...]; got {arch!r}")
+        for name in CELL_NAMES:
+            concat = _literal(found.get(f"{name}_concat", "[2, 3, 4, 5]"), f"{name}_concat")
+            if list(concat) != [2, 3, 4, 5]:
+                raise GenotypeError(f"{name}_concat must be [2, 3, 4, 5] (all 4 nodes); got {concat!r}")
         cells = []
         for name in CELL_NAMES:
             pairs = _literal(found[name], f"the {name} list")
@@ -225,6 +233,17 @@ def format_genotype(genotype: DartsGenotype) -> str:
     """The canonical text form ``normal=op~i;...|reduce=op~i;...``."""
     cells = [";".join(f"{op}~{src}" for op, src in genotype.cell(name)) for name in CELL_NAMES]
     return f"normal={cells[0]}|reduce={cells[1]}"
+
+
+def canonical_form(genotype: str | DartsGenotype) -> DartsGenotype:
+    """The genotype with each node's two pairs ordered by input: genotypes that differ only in that
+    order build the same network and share this form."""
+    g = parse_genotype(genotype)
+    cells = [
+        tuple(p for k in range(N_NODES) for p in sorted(g.cell(name)[2 * k : 2 * k + 2], key=lambda p: p[1]))
+        for name in CELL_NAMES
+    ]
+    return DartsGenotype(cells[0], cells[1])
 
 
 def _neighbours(g: DartsGenotype) -> list[DartsGenotype]:
@@ -277,8 +296,6 @@ class _FactorizedReduce(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, affine: bool) -> None:
         super().__init__()
-        if c_out % 2:
-            raise GenotypeError(f"FactorizedReduce needs an even channel count; got {c_out}")
         self.relu = nn.ReLU()
         self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
         self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
@@ -316,22 +333,36 @@ def _make_op(op: str, c: int, stride: int, affine: bool) -> nn.Module:
     return _DilConv(c, k, stride, 2, affine)
 
 
+def _op_params(op: str, c: int, stride: int, affine: bool) -> int:
+    """Parameters of :func:`_make_op` (``op``, ``c``, ``stride``, ``affine``), without building it."""
+    bn = 2 * c if affine else 0
+    if op == "skip_connect":
+        return 0 if stride == 1 else c * c + bn  # two c -> c/2 1x1 convs + BN
+    if op.startswith("sep_conv"):
+        k = int(op[-1])
+        return 2 * (c * k * k + c * c + bn)
+    if op.startswith("dil_conv"):
+        k = int(op[-1])
+        return c * k * k + c * c + bn
+    return 0  # pools, none
+
+
 class DartsCell(nn.Module):
     """One DARTS cell: ``(B, c_pp, H', W')`` and ``(B, c_p, H, W)`` to ``(B, 4c, H/s, W/s)``, ``s = 2``
     for a reduction cell. ``H' = 2H`` when the previous cell reduced."""
 
     def __init__(self, cell: Cell, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool,
-                 affine: bool = True) -> None:
+                 affine_ops: bool = True) -> None:
         super().__init__()
         self.cell = cell
         self.reduction = reduction
         if reduction_prev:
-            self.preprocess0: nn.Module = _FactorizedReduce(c_pp, c, affine)
+            self.preprocess0: nn.Module = _FactorizedReduce(c_pp, c, True)
         else:
-            self.preprocess0 = _ReLUConvBN(c_pp, c, 1, 1, 0, affine)
-        self.preprocess1 = _ReLUConvBN(c_p, c, 1, 1, 0, affine)
+            self.preprocess0 = _ReLUConvBN(c_pp, c, 1, 1, 0, True)
+        self.preprocess1 = _ReLUConvBN(c_p, c, 1, 1, 0, True)
         self.ops = nn.ModuleList(
-            _make_op(op, c, 2 if reduction and src < 2 else 1, affine) for op, src in cell
+            _make_op(op, c, 2 if reduction and src < 2 else 1, affine_ops) for op, src in cell
         )
 
     def forward(self, s0: Tensor, s1: Tensor) -> Tensor:
@@ -366,15 +397,15 @@ class AuxiliaryHeadCIFAR(nn.Module):
 class DartsNetwork(nn.Module):
     """The DARTS CIFAR network of one genotype: ``(B, 3, H, W) -> (B, num_classes)``.
 
-    ``affine=False`` makes every BatchNorm but the stem's non-affine (NASLib's search-size graph,
-    see :data:`NASLIB_ZC`).
+    ``affine_ops=False`` makes the BatchNorms inside the edge ops non-affine (NASLib's graph, see
+    :data:`NASLIB_ZC`); the stem and preprocessing BatchNorms stay affine.
     """
 
     def __init__(self, genotype: DartsGenotype, c: int = 32, layers: int = 8, num_classes: int = 10,
-                 auxiliary: bool = False, affine: bool = True) -> None:
+                 auxiliary: bool = False, affine_ops: bool = True) -> None:
         super().__init__()
         if layers < 3:
-            raise GenotypeError(f"a DARTS network needs at least 3 cells (two of them reductions); got {layers}")
+            raise NasError(f"a DARTS network needs at least 3 cells (two of them reductions); got layers={layers}")
         self.genotype = genotype
         self.reductions = (layers // 3, 2 * layers // 3)
         stem_c = 3 * c
@@ -388,7 +419,7 @@ class DartsNetwork(nn.Module):
             if reduction:
                 c_cur *= 2
             cell = genotype.reduce if reduction else genotype.normal
-            cells.append(DartsCell(cell, c_pp, c_p, c_cur, reduction, reduction_prev, affine))
+            cells.append(DartsCell(cell, c_pp, c_p, c_cur, reduction, reduction_prev, affine_ops))
             reduction_prev = reduction
             c_pp, c_p = c_p, N_NODES * c_cur
             if i == self.reductions[1]:
@@ -420,18 +451,19 @@ class DartsNetwork(nn.Module):
 
 @dataclass(frozen=True)
 class DartsSpace:
-    """The DARTS / NAS-Bench-301 cell space (about 10^18 genotypes; not enumerable).
+    """The DARTS / NAS-Bench-301 cell space (about 10^18 networks, NAS-Bench-301's count; not enumerated).
 
     ``c`` and ``layers`` are the network's initial width and number of cells (NAS-Bench-301 trains
     ``C=32``, 8 cells); ``auxiliary`` adds DARTS's auxiliary head (not part of ``forward``);
-    ``affine=False`` makes all BatchNorms after the stem non-affine (NASLib's graph, :data:`NASLIB_ZC`).
+    ``affine_ops=False`` makes the BatchNorms inside the edge ops non-affine (NASLib's graph,
+    :data:`NASLIB_ZC`).
     """
 
     c: int = 32
     layers: int = 8
     num_classes: int = 10
     auxiliary: bool = False
-    affine: bool = True
+    affine_ops: bool = True
     input_size: int = 32
     name: str = "darts"
 
@@ -467,8 +499,10 @@ class DartsSpace:
         for ci in range(2):
             cell: list[tuple[str, int]] = []
             for k in range(N_NODES):
-                (a, b), op0, op1 = choices[(ci * N_NODES + k) * 3 : (ci * N_NODES + k) * 3 + 3]
-                cell.extend([(op0, int(a)), (op1, int(b))])
+                inputs, op0, op1 = choices[(ci * N_NODES + k) * 3 : (ci * N_NODES + k) * 3 + 3]
+                if not (isinstance(inputs, (tuple, list)) and len(inputs) == 2):
+                    raise GenotypeError(f"{CELL_NAMES[ci]}_node{k}_inputs must be a pair of inputs; got {inputs!r}")
+                cell.extend([(op0, int(inputs[0])), (op1, int(inputs[1]))])
             cells.append(tuple(cell))
         return DartsGenotype(cells[0], cells[1])
 
@@ -503,11 +537,38 @@ class DartsSpace:
 
     def to_module(self, genotype: str | DartsGenotype) -> DartsNetwork:
         return DartsNetwork(parse_genotype(genotype), self.c, self.layers, self.num_classes, self.auxiliary,
-                            self.affine)
+                            self.affine_ops)
+
+    def param_count(self, genotype: str | DartsGenotype) -> int:
+        """``sum(p.numel() for p in self.to_module(genotype).parameters())`` (the auxiliary head
+        included when there is one), computed without building the module: microseconds instead of
+        a tenth of a second."""
+        g = parse_genotype(genotype)
+        c, nc = self.c, self.num_classes
+        stem_c = 3 * c
+        total = 3 * stem_c * 9 + 2 * stem_c  # stem conv + BN
+        c_pp, c_p, c_cur = stem_c, stem_c, c
+        reductions = (self.layers // 3, 2 * self.layers // 3)
+        for i in range(self.layers):
+            reduction = i in reductions
+            if reduction:
+                c_cur *= 2
+            total += c_pp * c_cur + 2 * c_cur + c_p * c_cur + 2 * c_cur  # preprocessing (either kind)
+            cell = g.reduce if reduction else g.normal
+            total += sum(_op_params(op, c_cur, 2 if reduction and src < 2 else 1, self.affine_ops) for op, src in cell)
+            if self.auxiliary and i == reductions[1]:
+                c_aux = N_NODES * c_cur
+                total += c_aux * 128 + 2 * 128 + 128 * 768 * 4 + 2 * 768 + 768 * nc + nc
+            c_pp, c_p = c_p, N_NODES * c_cur
+        return total + c_p * nc + nc
 
     def to_graph(self, genotype: str | DartsGenotype, batch: int = 1) -> ArchGraph:
-        """The exported network (TorchScript ONNX export of :meth:`to_module`; the auxiliary head is
-        not in ``forward`` and so not in the graph)."""
+        """The exported network (TorchScript ONNX export of :meth:`to_module`, about half a second).
+
+        The auxiliary head is not in ``forward`` and so not in the graph. ONNX's BatchNormalization
+        always has a scale and a bias, so with ``affine_ops=False`` the graph's ``params`` exceed
+        :meth:`param_count` by ``2 * channels`` per op BatchNorm; ``none`` edges are dropped by the IR.
+        """
         x = torch.zeros(self.example_input_shape(batch, genotype))
         return ArchGraph.from_module(self.to_module(genotype), x)
 

@@ -247,7 +247,7 @@ class MBv3Space:
     expands: tuple[int, ...] = (3, 4, 6)
     depths: tuple[int, ...] = (2, 3, 4)
     resolutions: tuple[int, ...] = (160, 176, 192, 208, 224)
-    widths: tuple[float, ...] = (1.0, 1.2)
+    widths: tuple[float, ...] = (0.5, 0.75, 1.0)
     name: str = field(default="mbv3")
 
     # ------------------------------------------------------------------ validation
@@ -353,9 +353,12 @@ class MBv3Space:
         its last blocks.
         """
         g = self.check(genotype)
+        sizes = {"resolution": len(self.resolutions), "width": len(self.widths), "depth": len(self.depths),
+                 "k": len(self.kernels), "e": len(self.expands), "s": 2}
         choices: list[tuple[str, int, int]] = [("resolution", -1, -1), ("width", -1, -1)]
         choices += [("depth", s, -1) for s in range(len(STAGES))]
         choices += [(k, s, i) for s, st in enumerate(g.stages) for i in range(len(st)) for k in ("k", "e", "s")]
+        choices = [c for c in choices if sizes[c[0]] > 1]  # a decision with one value cannot change
         what, s, i = choices[int(rng.integers(len(choices)))]
         if what == "resolution":
             return MBv3Genotype(_other(self.resolutions, g.resolution, rng), g.width, g.stages)
@@ -392,11 +395,11 @@ class MBv3Space:
         try:
             resolution = int(res_text)
         except ValueError:
-            raise GenotypeError(f"resolution {res_text!r} in {text!r} is not an integer") from None
+            raise GenotypeError(f"the resolution field {fields[0]!r} of {text!r} must read 'r<integer>'") from None
         try:
             width = float(width_text)
         except ValueError:
-            raise GenotypeError(f"width {width_text!r} in {text!r} is not a number") from None
+            raise GenotypeError(f"the width field {fields[1]!r} of {text!r} must read 'w<number>'") from None
         stages = tuple(
             tuple(_parse_block(b, text) for b in f.split(".")) if f else () for f in fields[2:]
         )

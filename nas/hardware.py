@@ -1,0 +1,192 @@
+"""Cost models: what an architecture costs on hardware, from its graph.
+
+Every cost model implements :class:`CostModel` -- ``cost(graph, genotype=None) -> float`` in its
+``unit`` -- and is registered in :data:`COST_MODELS`; :func:`cost_model_from_spec` builds one from
+command-line text:
+
+==================  ====  =====================================================================
+spec                unit  what it is
+==================  ====  =====================================================================
+``params``          M     learnable parameters of the IR (millions)
+``flops``           M     FLOPs per sample of the IR (millions; convention of :mod:`nas.ir.ops`)
+``measured``        ms    onnxruntime latency on this machine, batch 1 (see :class:`MeasuredLatency`)
+``table:DEVICE``    ms    NAS-Bench-201's measured latency on DEVICE (``table:pixel3``, ...), for
+                          NB201 genotypes only, from ``nb201/nb201_latency_help.csv``
+==================  ====  =====================================================================
+
+A :class:`Constraint` is a cost model with a bound; the search loop applies constraints to a
+candidate before it is evaluated, so any strategy can take them.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from nas.errors import DataError, SearchError
+from nas.ir import ArchGraph
+from nas.registry import Registry
+
+log = logging.getLogger(__name__)
+
+__all__ = ["COST_MODELS", "Constraint", "CostModel", "MeasuredLatency", "TableLatency", "cost_model_from_spec"]
+
+
+@runtime_checkable
+class CostModel(Protocol):
+    """The cost of an architecture (lower is cheaper)."""
+
+    name: str
+    unit: str
+
+    def cost(self, graph: ArchGraph, genotype: Any = None) -> float:
+        """The cost of the architecture of ``graph`` (its genotype, for models that look it up)."""
+        ...
+
+
+COST_MODELS: Registry[CostModel] = Registry("cost model")
+
+
+class Params:
+    """Learnable parameters of the IR, in millions."""
+
+    name = "params"
+    unit = "M"
+
+    def cost(self, graph: ArchGraph, genotype: Any = None) -> float:
+        return graph.params / 1e6
+
+
+class Flops:
+    """FLOPs per sample of the IR, in millions (the convention of :mod:`nas.ir.ops`)."""
+
+    name = "flops"
+    unit = "M"
+
+    def cost(self, graph: ArchGraph, genotype: Any = None) -> float:
+        return graph.flops / 1e6
+
+
+class MeasuredLatency:
+    """Median onnxruntime latency in ms of one batch-1 forward pass on this machine's CPU.
+
+    The graph is rebuilt as a PyTorch module (:meth:`ArchGraph.to_torch`, seeded), exported to ONNX
+    and run by an onnxruntime ``InferenceSession`` with ``threads`` intra-op threads (1 by default:
+    the edge-device setting, and stable on a shared machine), after ``warmup`` untimed runs; the
+    result is the median of ``repeats`` timed runs. Results are cached by graph fingerprint, so an
+    isomorphic architecture is measured once. Latency is a property of this machine and its load:
+    compare architectures measured in one session.
+    """
+
+    name = "measured"
+    unit = "ms"
+
+    def __init__(self, threads: int = 1, warmup: int = 5, repeats: int = 20) -> None:
+        if threads < 1 or warmup < 0 or repeats < 1:
+            raise SearchError(f"measured latency needs threads >= 1, warmup >= 0, repeats >= 1; got "
+                              f"{threads}, {warmup}, {repeats}")
+        self.threads, self.warmup, self.repeats = threads, warmup, repeats
+        self._cache: dict[str, float] = {}
+
+    def cost(self, graph: ArchGraph, genotype: Any = None) -> float:
+        key = graph.fingerprint()
+        if key not in self._cache:
+            self._cache[key] = self._measure(graph)
+        return self._cache[key]
+
+    def _measure(self, graph: ArchGraph) -> float:
+        import onnxruntime as ort
+        import torch
+
+        from nas.ir.torch_export import export_onnx
+
+        shape = tuple(graph.inputs[0].out_shapes[0])
+        x = torch.zeros((1, *shape[1:]))
+        model = export_onnx(graph.to_torch(seed=0), x)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        feed = {sess.get_inputs()[0].name: np.zeros(x.shape, dtype=np.float32)}
+        for _ in range(self.warmup):
+            sess.run(None, feed)
+        times = []
+        for _ in range(self.repeats):
+            t = time.perf_counter()
+            sess.run(None, feed)
+            times.append((time.perf_counter() - t) * 1e3)
+        return float(statistics.median(times))
+
+
+class TableLatency:
+    """NAS-Bench-201's latency of an NB201 genotype on ``device``, in ms (HW-NAS-Bench measurements,
+    ``nb201/nb201_latency_help.csv``; see :func:`benchmarks.tabular.nb201_devices` for the devices)."""
+
+    name = "table"
+    unit = "ms"
+
+    def __init__(self, device: str, data_dir: str | Path | None = None) -> None:
+        from benchmarks.tabular import nb201_devices, nb201_latency
+
+        devices = nb201_devices(data_dir)
+        if device not in devices:
+            raise SearchError(f"unknown latency device {device!r}; valid: {', '.join(devices)}")
+        table = nb201_latency(data_dir)
+        self.device = device
+        self._by_arch = dict(zip((str(a) for a in table["arch_str"]), (float(v) for v in table[device]), strict=True))
+
+    def cost(self, graph: ArchGraph, genotype: Any = None) -> float:
+        from search_spaces.nb201 import format_arch
+
+        if genotype is None:
+            raise SearchError(f"table:{self.device} latency is looked up by NB201 genotype; none was given")
+        try:
+            arch = format_arch(genotype)
+        except Exception as e:  # not an NB201 genotype
+            raise SearchError(f"table:{self.device} latency exists for NB201 genotypes only; got {genotype!r}") from e
+        if arch not in self._by_arch:
+            raise DataError(f"{arch} has no {self.device} latency in the table")
+        return self._by_arch[arch]
+
+
+COST_MODELS.register("params")(Params)
+COST_MODELS.register("flops")(Flops)
+COST_MODELS.register("measured")(MeasuredLatency)
+COST_MODELS.register("table")(TableLatency)
+
+
+def cost_model_from_spec(spec: str | CostModel, data_dir: str | Path | None = None) -> CostModel:
+    """``params``, ``flops``, ``measured`` or ``table:DEVICE`` (see the module docstring)."""
+    if not isinstance(spec, str):
+        return spec
+    name, _, arg = spec.partition(":")
+    if name == "table":
+        if not arg:
+            raise SearchError("table latency needs a device: table:DEVICE, e.g. table:pixel3")
+        return TableLatency(arg, data_dir)
+    if arg:
+        raise SearchError(f"cost model {name!r} takes no argument; got {spec!r}")
+    return COST_MODELS.resolve(name)
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """``model.cost(...) <= limit``."""
+
+    model: CostModel
+    limit: float
+
+    @property
+    def label(self) -> str:
+        device = getattr(self.model, "device", None)
+        return f"{self.model.name}{':' + device if device else ''} <= {self.limit:g} {self.model.unit}"
+
+    def check(self, graph: ArchGraph, genotype: Any = None) -> tuple[bool, float]:
+        value = self.model.cost(graph, genotype)
+        return value <= self.limit, value
