@@ -175,11 +175,11 @@ def run_search(
         state = json.loads(state_path.read_text())
         strategy.load_state_dict(state["strategy"])
         counters.update(state["counters"])
-    for rec in records:
-        if isinstance(objective, TabularObjective) and rec["status"] != "rejected":
-            objective.mark_evaluated(space.parse(rec["genotype"]))
-        elif hasattr(objective, "remember") and rec["status"] in ("evaluated", "failed"):
-            objective.remember(rec["fingerprint"], Evaluation(rec["value"], rec["scores"], rec.get("error")))
+    for old in records:
+        if isinstance(objective, TabularObjective) and old["status"] != "rejected":
+            objective.mark_evaluated(space.parse(old["genotype"]))
+        elif hasattr(objective, "remember") and old["status"] in ("evaluated", "failed"):
+            objective.remember(old["fingerprint"], Evaluation(old["value"], old["scores"], old.get("error")))
 
     if isinstance(objective, ProxyObjective) and objective.ensemble:
         _fit_reference(objective, out / "reference.json", progress)
