@@ -11,8 +11,11 @@ The pipeline, in order:
 4. Convert each ONNX node by a per-op converter (:data:`CONVERTERS`) into a canonical op
    (:mod:`nas.ir.ops`), an alias (Identity, Dropout, Reshape, Flatten, Squeeze, Unsqueeze, Cast), or a
    folded constant. Unknown ops raise :class:`~nas.errors.UnsupportedOpError`.
-   All-zero tensors (``Mul`` by the constant 0, and what only zeros feed) are not materialized: their
-   edges are removed and the slot is recorded as ``None``.
+   All-zero tensors (``Mul`` by the scalar constant 0, what only zeros feed, and a constant all-zero
+   tensor read as the data input of a layer with weights) are not materialized: their edges are
+   removed and the slot is recorded as ``None``. A larger all-zero constant elsewhere stays a constant:
+   it may be a zero-initialized learnable tensor (a position embedding, a layer-scale gain); a
+   learnable *scalar* initialized to 0 is read as a zero edge.
 5. Peephole passes that make equal computations look equal: ``x * sigmoid(x)`` becomes ``Swish``,
    ``MatMul`` by a constant plus a constant bias becomes one ``Gemm``, and chains of ``Add`` whose
    intermediate sums have one consumer become one n-ary ``Add``.
@@ -485,7 +488,15 @@ class _Ctx:
             return
 
         def zero(v: Value) -> bool:
-            return v is ZERO or (isinstance(v, Const) and not np.any(v.value))
+            # only a *scalar* constant 0 is a zero edge here: a larger all-zero tensor may be a
+            # zero-initialized learnable one (a position embedding, a ReZero/layer-scale gain)
+            return v is ZERO or (isinstance(v, Const) and v.value.size == 1 and not np.any(v.value))
+
+        if OPS[op].weight_roles and isinstance(values[0], Const) and not np.any(values[0].value):
+            # A constant all-zero *data* input of a layer with weights (its learnable tensors are in
+            # ``weights``, never here) is a zero edge written out as a tensor, e.g. by an exporter
+            # that folded ``x * 0``: read it as one, or its zeros would count as parameters.
+            values[0] = ZERO
 
         if op in ZERO_ABSORBING and any(zero(v) for v in values):
             for o in outs:

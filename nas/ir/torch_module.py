@@ -156,6 +156,8 @@ def _pad(node: Node) -> nn.Module:
 
 def _hardsigmoid(node: Node) -> nn.Module:
     alpha, beta = node.attrs["alpha"], node.attrs["beta"]
+    if abs(alpha - 1 / 6) < 1e-6 and beta == 0.5:  # PyTorch's: it exports back to one HardSigmoid
+        return nn.Hardsigmoid()
     return _Fn("hardsigmoid", lambda x: torch.clamp(alpha * x + beta, 0.0, 1.0))
 
 
@@ -339,8 +341,9 @@ class GraphModule(nn.Module):
         if kind == "const":
             return getattr(self, spec[1])
         shape = list(spec[1])
-        if shape:
-            shape[0] = round(shape[0] * scale)
+        if shape and self.batch:
+            # integer arithmetic on the batch size, which the ONNX exporter can trace
+            shape[0] = like.shape[0] * shape[0] // self.batch if like.dim() > 0 else shape[0]
         return torch.zeros(shape, dtype=like.dtype, device=like.device)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
@@ -360,7 +363,9 @@ class GraphModule(nn.Module):
             else:
                 outs.append(self._fetch(("ref", node, index, shape), env, scale, like))
         if self._dead_ends:
-            anchor = sum(t.sum() for name in self._dead_ends for t in env[name]) * 0.0
+            # ``dead end * 0`` first, as the original graph had it: an export then reads back as the same
+            # graph (the importer drops the zero edge again and keeps the dead ends)
+            anchor = sum((t * 0.0).sum() for name in self._dead_ends for t in env[name])
             outs = [o + anchor for o in outs]
         return outs[0] if len(outs) == 1 else tuple(outs)
 

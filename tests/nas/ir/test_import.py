@@ -323,7 +323,7 @@ def test_mul_by_zero_branch_is_removed_with_its_add() -> None:
 def test_zero_operand_of_an_nary_sum_is_dropped() -> None:
     b = OnnxBuilder()
     x = b.input("x", (1, 3, 4, 4))
-    zero = b.node("Mul", [b.init(np.zeros((1, 3, 1, 1), np.float32)), x])
+    zero = b.node("Mul", [b.init(np.zeros((), np.float32)), x])
     y = b.node("Sum", [b.node("Relu", [x]), zero, b.node("Tanh", [x])])
     g = from_onnx(b.build([y]))
     add = only(g, "Add")
@@ -360,7 +360,7 @@ def test_all_zero_graph_output_is_none() -> None:
 def test_ops_that_do_not_map_zero_to_zero_keep_a_none_operand() -> None:
     b = OnnxBuilder()
     x = b.input("x", (1, 3, 4, 4))
-    zero = b.node("Mul", [x, b.init(np.zeros((1, 3, 1, 1), np.float32))])
+    zero = b.node("Mul", [x, b.init(np.zeros((), np.float32))])
     bn = b.bn(zero, 3)
     sig = b.node("Sigmoid", [zero])
     y = b.node("Add", [b.node("Add", [bn, x]), sig])
@@ -721,3 +721,37 @@ def test_grouped_conv_flops_and_params() -> None:
     assert conv.attrs["groups"] == 2 and conv.attrs["in_channels"] == 4 and conv.attrs["bias"] is False
     assert conv.params == 8 * 2 * 9
     assert conv.flops == 8 * 5 * 5 * (2 * 9)
+
+
+def test_zero_initialized_parameters_are_kept_but_constant_zero_data_is_a_zero_edge() -> None:
+    import torch
+    from torch import nn
+
+    class ZeroInit(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            nn.init.zeros_(self.conv.weight)
+            self.pos = nn.Parameter(torch.zeros(1, 4, 8, 8))  # zero-initialized, still learnable
+            self.gain = nn.Parameter(torch.zeros(1, 4, 1, 1))  # a zero-initialized layer scale
+            self.head = nn.Conv2d(4, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(x) + self.pos
+            return self.head(y + self.gain * y)
+
+    m = ZeroInit()
+    g = ArchGraph.from_module(m, torch.zeros(1, 3, 8, 8))
+    assert g.params == sum(p.numel() for p in m.parameters())
+
+    class ReadsZeros(nn.Module):  # a layer fed a constant zero tensor: the export of a removed zero edge
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Conv2d(3, 4, 1)
+            self.b = nn.Conv2d(4, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.a(x) + self.b(torch.zeros(x.shape[0], 4, 8, 8))
+
+    g = ArchGraph.from_module(ReadsZeros(), torch.zeros(1, 3, 8, 8))
+    assert g.params == 3 * 4 + 4 + 4 * 4 + 4  # the zeros are not parameters
