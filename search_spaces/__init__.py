@@ -16,10 +16,15 @@ from search_spaces.base import Dimension, FiniteSearchSpace, SearchSpace
 
 SPACES: Registry[SearchSpace] = Registry("search space")
 
-from search_spaces.nb201 import NB201Space  # noqa: E402  (registers itself in SPACES)
+# each module registers its space in SPACES
+from search_spaces.darts import DartsSpace  # noqa: E402
+from search_spaces.mbv3 import MBv3Space  # noqa: E402
+from search_spaces.nb101 import NB101Space  # noqa: E402
+from search_spaces.nb201 import NB201Space  # noqa: E402
+from search_spaces.onnx_folder import OnnxFolderSpace  # noqa: E402
 
-__all__ = ["SPACES", "Dimension", "FiniteSearchSpace", "NB201Space", "SearchSpace", "required_arguments",
-           "space_from_spec"]
+__all__ = ["SPACES", "DartsSpace", "Dimension", "FiniteSearchSpace", "MBv3Space", "NB101Space", "NB201Space",
+           "OnnxFolderSpace", "SearchSpace", "required_arguments", "space_from_spec"]
 
 
 def _value(text: str) -> Any:

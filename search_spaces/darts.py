@@ -105,8 +105,8 @@ class DartsGenotype:
         return self.normal if name == "normal" else self.reduce
 
 
-#: The configuration NASLib used for the ``params`` / ``flops`` columns of its NAS-Bench-301
-#: zero-cost data: ``DartsSpace(**NASLIB_ZC)``.
+#: The network NASLib counted for the ``params`` column of its NAS-Bench-301 zero-cost data:
+#: ``DartsSpace(**NASLIB_ZC)`` (its ``flops`` column is tensorwatch's own FLOP convention, not checked here).
 NASLIB_ZC: dict[str, Any] = {"c": 32, "layers": 8, "affine_ops": False}
 
 
@@ -189,7 +189,7 @@ _CANONICAL = re.compile(r"^\s*normal\s*=(?P<normal>[^|]*)\|\s*reduce\s*=(?P<redu
 def _literal(text: str, what: str) -> Any:
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError) as e:
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as e:
         raise GenotypeError(f"cannot read {what} from {text!r}: {e}") from e
 
 
@@ -208,7 +208,7 @@ def parse_genotype(arch: str | DartsGenotype) -> DartsGenotype:
             raise GenotypeError(f"a DARTS Genotype(...) needs normal=[...] and reduce=[...]; got {arch!r}")
         for name in CELL_NAMES:
             concat = _literal(found.get(f"{name}_concat", "[2, 3, 4, 5]"), f"{name}_concat")
-            if list(concat) != [2, 3, 4, 5]:
+            if concat != [2, 3, 4, 5]:
                 raise GenotypeError(f"{name}_concat must be [2, 3, 4, 5] (all 4 nodes); got {concat!r}")
         cells = []
         for name in CELL_NAMES:

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -198,7 +199,7 @@ def parse_spec(text: str | NB101Spec) -> NB101Spec:
     bits, sep, ops_text = text.strip().partition("|")
     if not sep or "|" in ops_text:
         raise GenotypeError(f"an NB101 spec reads '<n*n 0/1 string>|input,op,...,output'; got {text!r}")
-    n = int(round(len(bits) ** 0.5))
+    n = round(len(bits) ** 0.5)
     if n * n != len(bits):
         raise GenotypeError(f"the adjacency string of {text!r} has {len(bits)} characters, not a square n*n")
     bad = sorted(set(bits) - {"0", "1"})
@@ -275,6 +276,9 @@ def param_count(spec: str | NB101Spec, stem_channels: int = 128, num_stacks: int
 
     A conv-BN-ReLU from ``a`` to ``b`` channels with a ``k x k`` kernel has ``k*k*a*b + 2*b``
     (no conv bias; BN scale and shift); the dense layer has ``(C_last + 1) * num_classes``.
+
+    The count belongs to the numbered spec, not to its hash: the remainder channels go to the
+    lowest-numbered vertices, so two relabellings of one cell can differ by a few thousand parameters.
     """
     s = parse_spec(spec).pruned()
     m, n = s.matrix, s.num_vertices
@@ -345,8 +349,8 @@ class NB101Cell(nn.Module):
             values.append(self.vertex_ops[t - 1](total))
         if not self.to_output:
             return self.projections[str(n - 1)](x)
-        out = torch.cat([values[v] for v in self.to_output], dim=1) if len(self.to_output) > 1 \
-            else values[self.to_output[0]]
+        feeding = [values[v] for v in self.to_output]
+        out = feeding[0] if len(feeding) == 1 else torch.cat(feeding, dim=1)  # (B, c_out, H, W)
         if str(n - 1) in self.projections:
             out = out + self.projections[str(n - 1)](x)
         return out
@@ -514,7 +518,10 @@ class NB101Space:
 
     def sample(self, rng: np.random.Generator) -> NB101Spec:
         """A pruned spec, drawn as the benchmark's random search draws: 21 fair edge bits and 5
-        uniform ops for a 7-vertex cell, redrawn until the cell is valid."""
+        uniform ops for a 7-vertex cell, redrawn until the cell is valid.
+
+        This is uniform over valid 7-vertex specs, not over the 423,624 distinct cells: about one
+        draw in ten prunes to the bare ``input -> output`` cell."""
         n = MAX_VERTICES
         while True:
             bits = rng.integers(0, 2, size=len(EDGES))
@@ -527,50 +534,57 @@ class NB101Space:
                 return NB101Spec(matrix, ops).pruned()
 
     def mutate(self, genotype: str | NB101Spec, rng: np.random.Generator) -> NB101Spec:
-        """A spec one edge flip or one op change away, drawn uniformly among those that are valid and
-        compute a different network (a different :func:`spec_hash`).
+        """A pruned spec that computes a different network (another :func:`spec_hash`), one edge flip
+        or op change away, walking over neutral changes if need be.
 
-        A spec with fewer than 7 vertices is first padded with unconnected vertices (their ops drawn
-        from ``rng``) just before the output, so that a vertex pruned away can come back. The result
-        is the literal 7-vertex spec, dangling vertices included, for the same reason; the rare spec
-        with no valid single change (``input -> output`` alone) takes two changes.
+        The spec is first placed in a 7-vertex frame: a smaller one gets unconnected vertices (ops
+        drawn from ``rng``) at ``rng``-drawn interior positions. Then one of the 26 :meth:`dimensions`
+        is drawn uniformly and changed (an edge bit flipped, or an op replaced by one of the other
+        two): a result outside the space is dropped and another change drawn; a valid result that
+        computes the same network (it only touches vertices off every input-output path) is kept and
+        the walk goes on from it, which is how a new vertex gets both an in- and an out-edge; the
+        first valid result with a new hash is returned, pruned. From a fully connected 7-vertex cell
+        that is always a single change.
         """
         spec = parse_spec(genotype)
         before = spec_hash(spec)
-        matrix, ops = self._padded(spec, rng)
+        matrix, ops = self._framed(spec, rng)
         n = MAX_VERTICES
-        changes: list[tuple[str, int, int | str]] = [("edge", i, j) for i, j in EDGES]
-        changes += [("op", v, op) for v in range(1, n - 1) for op in OPS if op != ops[v]]
-        for depth in (1, 2):
-            found: list[NB101Spec] = []
-            combos = [[c] for c in changes] if depth == 1 else \
-                [[a, b] for k, a in enumerate(changes) for b in changes[k + 1:] if a[:2] != b[:2]]
-            for combo in combos:
-                rows, new_ops = [list(r) for r in matrix], list(ops)
-                for kind, a, b in combo:
-                    if kind == "edge":
-                        assert isinstance(b, int)
-                        rows[a][b] ^= 1
-                    else:
-                        new_ops[a] = str(b)
-                cand_m, cand_ops = tuple(map(tuple, rows)), tuple(new_ops)
-                if _problem(cand_m, cand_ops) is None:
-                    cand = NB101Spec(cand_m, cand_ops)
-                    if spec_hash(cand) != before:
-                        found.append(cand)
-            if found:
-                return found[int(rng.integers(len(found)))]
-        raise GenotypeError(f"no valid NB101 spec within two changes of {format_spec(spec)}")  # unreachable
+        moves: list[tuple[int, int]] = [*EDGES, *((v, -1) for v in range(1, n - 1))]
+        for _ in range(100_000):  # a walk ends in a few steps; the bound only guards against a bug
+            i, j = moves[int(rng.integers(len(moves)))]
+            rows, new_ops = [list(r) for r in matrix], list(ops)
+            if j >= 0:
+                rows[i][j] ^= 1
+            else:
+                others = [op for op in OPS if op != ops[i]]
+                new_ops[i] = others[int(rng.integers(len(others)))]
+            cand_m, cand_ops = tuple(map(tuple, rows)), tuple(new_ops)
+            if _problem(cand_m, cand_ops) is not None:
+                continue
+            cand = NB101Spec(cand_m, cand_ops)
+            if spec_hash(cand) != before:
+                return cand.pruned()
+            matrix, ops = cand_m, cand_ops
+        raise GenotypeError(f"mutating NB101 spec {format_spec(spec)} found no different cell")
 
     @staticmethod
-    def _padded(spec: NB101Spec, rng: np.random.Generator) -> tuple[Matrix, tuple[str, ...]]:
+    def _framed(spec: NB101Spec, rng: np.random.Generator) -> tuple[Matrix, tuple[str, ...]]:
+        """The spec with unconnected vertices added at random interior positions up to 7 vertices."""
         n, k = spec.num_vertices, MAX_VERTICES - spec.num_vertices
         if k == 0:
             return spec.matrix, spec.ops
-        rows = [list(r[:-1]) + [0] * k + [r[-1]] for r in spec.matrix]
-        rows[n - 1:n - 1] = [[0] * MAX_VERTICES for _ in range(k)]
-        fill = tuple(OPS[int(i)] for i in rng.integers(0, len(OPS), size=k))
-        return tuple(map(tuple, rows)), spec.ops[:-1] + fill + (OUTPUT,)
+        new = sorted(int(p) + 1 for p in rng.choice(MAX_VERTICES - 2, size=k, replace=False))
+        kept = [p for p in range(1, MAX_VERTICES - 1) if p not in new]
+        where = [0, *kept, MAX_VERTICES - 1]  # old vertex v goes to where[v]
+        rows = [[0] * MAX_VERTICES for _ in range(MAX_VERTICES)]
+        for i, j in itertools.product(range(n), repeat=2):
+            rows[where[i]][where[j]] = spec.matrix[i][j]
+        ops = [OPS[int(x)] for x in rng.integers(0, len(OPS), size=MAX_VERTICES)]
+        ops[0], ops[-1] = INPUT, OUTPUT
+        for v in range(1, n - 1):
+            ops[where[v]] = spec.ops[v]
+        return tuple(map(tuple, rows)), tuple(ops)
 
     def parse(self, text: str | NB101Spec) -> NB101Spec:
         return parse_spec(text)

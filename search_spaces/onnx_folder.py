@@ -174,7 +174,11 @@ class OnnxFolderSpace:
         return ArchGraph.from_onnx(self.path(genotype))
 
     def to_module(self, genotype: str) -> nn.Module:
-        """The graph as a trainable module with freshly initialized weights (not the file's)."""
+        """The graph as a trainable module with freshly initialized weights (not the file's).
+
+        Its own ONNX export is the same graph except where ``to_torch`` writes an op differently:
+        HardSigmoid (as a clamp), and graphs with removed all-zero edges (see the tests).
+        """
         return self.to_graph(genotype).to_torch()
 
     def example_input_shape(self, batch: int = 1, genotype: str | None = None) -> tuple[int, ...]:

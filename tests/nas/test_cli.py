@@ -43,17 +43,21 @@ def test_export_by_arch_string_and_seed(tmp_path: Path, capsys: pytest.CaptureFi
     assert wa == wb
 
 
-def test_spaces_lists_nb201(capsys: pytest.CaptureFixture[str]) -> None:
+def test_spaces_lists_every_space(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "spaces", "--json")
     assert code == 0
-    rows = json.loads(out)
-    assert {"name": "nb201", "size": 15625}.items() <= next(r for r in rows if r["name"] == "nb201").items()
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert set(rows) == {"nb201", "nb101", "darts", "nb301", "mbv3", "onnx_folder"}
+    assert rows["nb201"]["size"] == 15625 and rows["mbv3"]["size"] is None  # not enumerable
+    assert rows["onnx_folder"]["needs"] == ["folder"]
+    code, text, _ = run(capsys, "spaces")
+    assert code == 0 and "--space onnx_folder:FOLDER" in text
 
 
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (("export", "--space", "nope", "--arch", "1", "-o", "x.onnx"), "valid names: nb201"),
+        (("export", "--space", "nope", "--arch", "1", "-o", "x.onnx"), "valid names: darts, mbv3, nb101"),
         (("export", "--space", "nb201", "--arch", "|bad~0|", "-o", "x.onnx"), "arch string"),
         (("export", "--space", "nb201", "--arch", "99999", "-o", "x.onnx"), "15624"),
     ],

@@ -24,6 +24,10 @@ from search_spaces.base import Dimension
 #: against their benchmarks' tables in each space's own tests.
 SMALL: dict[str, str] = {
     "nb201": "nb201:c=8,n=1",
+    "nb101": "nb101:stem_channels=16,cells_per_stack=1",
+    "darts": "darts:c=8,layers=5",
+    "nb301": "nb301:c=8,layers=5",
+    "mbv3": "mbv3:num_classes=10",
 }
 
 

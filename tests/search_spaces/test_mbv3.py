@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from nas.errors import GenotypeError
+from nas.ir import ArchGraph
 from search_spaces import SPACES, FiniteSearchSpace, SearchSpace
 from search_spaces.mbv3 import STAGES, Block, MBConv, MBv3Genotype, MBv3Space, make_divisible
 
@@ -55,10 +56,10 @@ def module_flops(module: nn.Module, x: torch.Tensor) -> int:
         nonlocal total
         total += out.numel() * (m.in_features + (m.bias is not None))
 
-    def pool(m: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+    def pool(m: nn.AvgPool2d | nn.MaxPool2d, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         nonlocal total
-        k = m.kernel_size  # type: ignore[attr-defined]
-        total += out.numel() * (k * k if isinstance(k, int) else math.prod(k))
+        k = m.kernel_size
+        total += out.numel() * (k * k if isinstance(k, int) else k[0] * k[1])
 
     def global_pool(m: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         nonlocal total
@@ -82,6 +83,16 @@ def module_flops(module: nn.Module, x: torch.Tensor) -> int:
         for h in hooks:
             h.remove()
     return total // x.shape[0]
+
+
+def test_flop_counter_on_a_hand_counted_net() -> None:
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(4, 2))
+    x = torch.zeros(2, 3, 8, 8)
+    # conv: 8*8*4 outputs * (3*3*3 MACs + bias); max pool: 4*4*4 outputs * 2*2; global pool: 4*4*4 inputs;
+    # linear: 2 outputs * (4 MACs + bias)
+    expected = 256 * 28 + 64 * 4 + 64 + 2 * 5
+    assert module_flops(net, x) == expected == ArchGraph.from_module(net, x).flops
 
 
 # --------------------------------------------------------------------------- protocol and genotypes
@@ -150,6 +161,8 @@ def test_check_rejects_foreign_values(space: MBv3Space) -> None:
         space.check(MBv3Genotype(224, 1.0, (two, ("k3e3",) * 2, two, two, two)))  # type: ignore[arg-type]
     with pytest.raises(GenotypeError, match="5 stages"):
         space.to_module(MBv3Genotype(224, 1.0, (two,) * 4))
+    with pytest.raises(GenotypeError, match="tuple of tuples"):
+        space.check(MBv3Genotype(224, 1.0, (two, two, two, two, list(two))))  # type: ignore[arg-type]
 
 
 def test_encode_decode(space: MBv3Space) -> None:

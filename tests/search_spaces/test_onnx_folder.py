@@ -125,10 +125,10 @@ def test_registry_and_protocols(folder: Path, space: OnnxFolderSpace) -> None:
 
 
 def test_unreadable_folders_raise(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="no readable ONNX model.*no \\*.onnx file"):
+    with pytest.raises(DataError, match=r"no readable ONNX model.*no \*\.onnx file"):
         OnnxFolderSpace(tmp_path)
     (tmp_path / "bad.onnx").write_bytes(b"junk")
-    with pytest.raises(DataError, match="bad.onnx: OnnxLoadError"):
+    with pytest.raises(DataError, match=r"bad\.onnx: OnnxLoadError"):
         OnnxFolderSpace(tmp_path)
     with pytest.raises(DataError, match="is not a folder"):
         OnnxFolderSpace(tmp_path / "missing")
@@ -141,9 +141,9 @@ def test_parse_and_format(space: OnnxFolderSpace) -> None:
         assert space.parse(space.format(g)) == g
     assert space.parse("./mlp.onnx") == "mlp.onnx"
     assert space.parse("cnn_renamed.onnx") == "cnn_a.onnx"  # a copy names the kept file
-    with pytest.raises(GenotypeError, match="'resnet.onnx'.*'avgpool.onnx', 'cnn_a.onnx'"):
+    with pytest.raises(GenotypeError, match=r"'resnet\.onnx'.*'avgpool\.onnx', 'cnn_a\.onnx'"):
         space.parse("resnet.onnx")
-    with pytest.raises(GenotypeError, match="skipped.*OnnxLoadError"):
+    with pytest.raises(GenotypeError, match=r"skipped.*OnnxLoadError"):
         space.parse("garbage.onnx")
     with pytest.raises(GenotypeError):
         space.format("cnn_b.onnx")  # not a genotype: format takes candidates only
@@ -156,7 +156,7 @@ def test_sample_and_mutate(space: OnnxFolderSpace) -> None:
     rng = np.random.default_rng(0)
     assert Counter(space.sample(rng) for _ in range(500)).keys() == set(CANDIDATES)
     g = "cnn_a.onnx"
-    seen = Counter()
+    seen: Counter[str] = Counter()
     for _ in range(400):
         m = space.mutate(g, rng)
         assert m in CANDIDATES and m != g
@@ -179,16 +179,7 @@ def test_example_input_shape(space: OnnxFolderSpace) -> None:
     assert space.example_input_shape() == (1, 3, 16, 16)  # the first candidate's
 
 
-@pytest.mark.parametrize(
-    "genotype",
-    [
-        pytest.param(g, marks=pytest.mark.xfail(
-            strict=True,
-            reason="to_torch builds HardSigmoid as clamp(alpha*x + beta), which exports as Mul, Add and Clip",
-        )) if g == "hsigmoid.onnx" else g
-        for g in CANDIDATES
-    ],
-)
+@pytest.mark.parametrize("genotype", CANDIDATES)
 def test_graph_and_module_agree(space: OnnxFolderSpace, genotype: str) -> None:
     graph = space.to_graph(genotype)
     module = space.to_module(genotype)
@@ -204,3 +195,39 @@ def test_to_module_is_freshly_initialized(space: OnnxFolderSpace, folder: Path) 
     kept = space.to_graph("cnn_wide.onnx").to_torch(keep_weights=True)
     wa, wb, wk = (next(iter(m.parameters())) for m in (a, b, kept))
     assert not torch.equal(wa, wb) and not torch.equal(wa, wk)
+
+
+@pytest.fixture(scope="module")
+def nb201_folder(tmp_path_factory: pytest.TempPathFactory) -> OnnxFolderSpace:
+    """NB201 networks whose ``none`` edges the IR removes as all-zero, and one without."""
+    from search_spaces.nb201 import NB201Space
+
+    nb201 = NB201Space(c=8, n=1)
+    d = tmp_path_factory.mktemp("nb201")
+    archs = {
+        "no_zero.onnx": "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|"
+                        "skip_connect~2|",
+        # node 2 feeds only a 'none' edge: its nodes reach no output
+        "dead_end.onnx": "|nor_conv_3x3~0|+|avg_pool_3x3~0|skip_connect~1|+|nor_conv_1x1~0|nor_conv_3x3~1|none~2|",
+        # node 2 has only 'none' inputs: a layer reads an all-zero operand
+        "zero_operand.onnx": "|nor_conv_1x1~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|",
+    }
+    for name, arch in archs.items():
+        _save(d / name, nb201.to_module(arch), torch.zeros(nb201.example_input_shape(1)))
+    return OnnxFolderSpace(d)
+
+
+@pytest.mark.parametrize(
+    "genotype",
+    [
+        "no_zero.onnx",
+        "dead_end.onnx",  # to_torch keeps the dead ends through ``dead end * 0``, as the original had them
+        "zero_operand.onnx",  # a layer reading a removed zero edge: exported as constant zeros, read back as one
+    ],
+)
+def test_graph_and_module_agree_with_removed_zero_edges(nb201_folder: OnnxFolderSpace, genotype: str) -> None:
+    graph = nb201_folder.to_graph(genotype)
+    module = nb201_folder.to_module(genotype)
+    assert module(torch.randn(nb201_folder.example_input_shape(2, genotype))).shape == (2, 10)
+    rebuilt = ArchGraph.from_module(module, torch.zeros(nb201_folder.example_input_shape(1, genotype)))
+    assert rebuilt.fingerprint() == graph.fingerprint()
