@@ -268,7 +268,7 @@ def _fit_reference(objective: ProxyObjective, path: Path, progress: bool) -> Non
 
         scores = []
         for g in tqdm(objective.reference_genotypes(), desc="ensemble reference", unit="arch", disable=not progress):
-            s, _ = objective.raw_scores(g)
+            s, _ = objective.raw_scores(g, objective.space.to_graph(g))
             scores.append(s)
         _write_atomic(path, {"scores": scores})
     objective.fit_reference(scores)
