@@ -6,6 +6,9 @@ Sub-commands::
     nas info FILE.onnx [--json] [--input-shape 1,3,32,32]
     nas score MODEL.onnx|FOLDER ... [--proxies a,b|all] [--data digits|cifar10|npz:PATH] [--batch 64] [--json]
     nas score --space nb201 --arch ARCH | --sample N [...]
+    nas search [--space nb201] [--strategy evolution] [--objective ensemble] [--budget 50]
+               [--latency measured|table:DEV] [--max-latency-ms MS] [--max-params M] [--out RUN_DIR]
+    nas search --resume RUN_DIR
     nas proxies [--json]
     nas spaces [--json]
 
@@ -221,6 +224,40 @@ def cmd_proxies(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from nas.search import SearchConfig, run_search
+
+    if args.resume:
+        result = run_search(None, args.resume, resume=True, progress=not args.json)
+    else:
+        kwargs: dict[str, Any] = {}
+        if args.population is not None:
+            kwargs["population_size"] = args.population
+        config = SearchConfig(
+            space=args.space, strategy=args.strategy, objective=args.objective, budget=args.budget, seed=args.seed,
+            data=args.data, batch=args.batch, data_dir=args.data_dir, latency=args.latency,
+            max_latency_ms=args.max_latency_ms, max_params=args.max_params, max_flops=args.max_flops,
+            max_tries=args.max_tries, reference=args.reference, strategy_kwargs=kwargs,
+        )
+        result = run_search(config, args.out, progress=not args.json)
+    summary = json.loads((result.out / "result.json").read_text()) if (result.out / "result.json").is_file() else {}
+    if args.json:
+        print(json.dumps({"out": str(result.out), **summary}, indent=2))
+        return 0
+    best = summary.get("best", {})
+    print(f"{result.out}: {result.evaluated} evaluated, {result.failed} failed, {result.rejected} rejected by "
+          f"constraints, {result.cached} from the fingerprint cache")
+    print(f"  best     {best.get('genotype')}")
+    print(f"  value    {best.get('value'):.6g}" + "".join(f"  {k} {v:.4g}" for k, v in best.get("costs", {}).items()))
+    for extra in ("cifar10_test_acc",):
+        if extra in best:
+            print(f"  {extra} {best[extra]:.2f} (table)")
+    if summary.get("front"):
+        print(f"  Pareto front: {len(summary['front'])} architectures (result.json, pareto.png)")
+    print(f"  wrote {result.out / 'best.onnx'}, best.txt, candidates.jsonl, result.json")
+    return 0
+
+
 def _first_line(doc: str | None) -> str:
     return (doc or "").strip().splitlines()[0] if doc else ""
 
@@ -261,6 +298,30 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--input-shape", type=_shape, default=None, help="example input shape for dynamic models")
     sc.add_argument("--json", action="store_true", help="print the scores as JSON")
     sc.set_defaults(func=cmd_score)
+
+    se = sub.add_parser("search", help="search a space for the best architecture under constraints (resumable)")
+    se.add_argument("--space", default="nb201", help="a registered space, NAME or NAME:ARGS (default nb201)")
+    se.add_argument("--strategy", default="evolution", help="random, evolution (default), local or nsga2")
+    se.add_argument("--objective", default="ensemble",
+                    help="ensemble (default), a proxy name, or tabular[:COLUMN] (NB201 benchmarking only)")
+    se.add_argument("--budget", type=int, default=50, help="evaluations (default 50)")
+    se.add_argument("--latency", default=None, help="latency cost model: measured or table:DEVICE (e.g. table:pixel3)")
+    se.add_argument("--max-latency-ms", type=float, default=None, help="reject candidates slower than this")
+    se.add_argument("--max-params", type=float, default=None, help="reject candidates with more parameters (M)")
+    se.add_argument("--max-flops", type=float, default=None, help="reject candidates with more FLOPs (M)")
+    se.add_argument("--max-tries", type=int, default=10_000,
+                    help="give up after this many consecutive rejected candidates (default 10000)")
+    se.add_argument("--population", type=int, default=None, help="population size of evolution or nsga2")
+    se.add_argument("--data", default="digits", help="images for the proxies: cifar10, npz:PATH, digits (default)")
+    se.add_argument("--data-dir", default=None, help="reference data folder (default: $NAS_DATA)")
+    se.add_argument("--batch", type=int, default=64, help="batch size for the proxies (default 64)")
+    se.add_argument("--reference", type=int, default=32,
+                    help="architectures that standardize the ensemble objective (default 32)")
+    se.add_argument("--seed", type=int, default=0, help="seed of the strategy, the batch and the initialization")
+    se.add_argument("--out", default="search-run", help="run folder (default search-run)")
+    se.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the search in RUN_DIR")
+    se.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")
+    se.set_defaults(func=cmd_search)
 
     pr = sub.add_parser("proxies", help="list the zero-cost proxies and their direction")
     pr.add_argument("--json", action="store_true", help="print as JSON")

@@ -136,11 +136,13 @@ def run_search(
     progress: bool = True,
     stop_after: int | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    objective: Objective | None = None,
 ) -> SearchResult:
     """Run (or with ``resume`` continue) a search in folder ``out``; see the module docstring.
 
     ``stop_after`` ends the session after that many new lines without finishing (tests use it to
-    stand in for a crash); ``on_record`` sees each line as it is written.
+    stand in for a crash); ``on_record`` sees each line as it is written. ``objective`` replaces the one
+    ``config.objective`` names (a benchmark shares one, and its fingerprint cache, across runs).
     """
     out = Path(out)
     if resume:
@@ -155,7 +157,7 @@ def run_search(
     assert config is not None
     space = space_from_spec(config.space)
     strategy: Strategy = STRATEGIES.resolve(config.strategy, space=space, seed=config.seed, **config.strategy_kwargs)
-    objective = make_objective(config, space)
+    objective = objective if objective is not None else make_objective(config, space)
     latency = cost_model_from_spec(config.latency, config.data_dir) if config.latency else None
     constraints = _constraints(config, latency)
     out.mkdir(parents=True, exist_ok=True)
@@ -182,7 +184,10 @@ def run_search(
             objective.remember(old["fingerprint"], Evaluation(old["value"], old["scores"], old.get("error")))
 
     if isinstance(objective, ProxyObjective) and objective.ensemble:
-        _fit_reference(objective, out / "reference.json", progress)
+        if objective.reference_scores is None:  # read the folder's reference, or score a new one
+            _fit_reference(objective, out / "reference.json", progress)
+        elif not (out / "reference.json").is_file():  # a shared objective, fitted by an earlier run
+            _write_atomic(out / "reference.json", {"scores": objective.reference_scores})
 
     def tell_value(rec: dict[str, Any]) -> Any:
         if rec["status"] != "evaluated":

@@ -103,6 +103,7 @@ class ProxyObjective(_Cached):
         self.proxies = [PROXIES.resolve(n) for n in names]
         self.batch = load_batch(data, batch, seed=seed, data_dir=data_dir)
         self.reference_size = reference
+        self.reference_scores: list[dict[str, float]] | None = None
         self._combiner: Any = None
 
     def raw_scores(self, genotype: Genotype, graph: ArchGraph | None = None) -> tuple[dict[str, float], dict[str, str]]:
@@ -124,6 +125,7 @@ class ProxyObjective(_Cached):
         names = [p.name for p in self.proxies]
         table = {n: [s.get(n, np.nan) for s in reference_scores] for n in names}
         self._combiner = ReferenceEnsemble(table, names)
+        self.reference_scores = list(reference_scores)
 
     def _evaluate(self, genotype: Genotype, graph: ArchGraph) -> Evaluation:
         scores, errors = self.raw_scores(genotype, graph)

@@ -168,3 +168,40 @@ def test_space_specs(capsys: pytest.CaptureFixture[str]) -> None:
         space_from_spec("nb201:width=3")
     code, _, err = run(capsys, "export", "--space", "nb201:width=3", "--arch", "1", "-o", "x.onnx")
     assert code == 2 and "width" in err
+
+
+def test_search_runs_resumes_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    argv = ("search", "--space", "nb201:c=8,n=1", "--objective", "params", "--budget", "6", "--out", str(out),
+            "--data", "synthetic", "--batch", "8", "--max-params", "0.05")
+    code, text, _ = run(capsys, *argv)
+    assert code == 0 and "best" in text and (out / "best.onnx").is_file()
+    code, text, _ = run(capsys, "search", "--resume", str(out), "--json")
+    assert code == 0
+    result = json.loads(text)
+    assert result["counters"]["evaluated"] + result["counters"]["failed"] == 6
+    assert result["best"]["costs"]["params"] <= 0.05
+    code, _, err = run(capsys, *argv)  # the folder holds a search already
+    assert code == 2 and "--resume" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (("search", "--strategy", "anneal"), "valid: evolution, local, nsga2, random"),
+        (("search", "--budget", "0"), "at least 1"),
+        (("search", "--objective", "accuracy"), "valid: ensemble"),
+        (("search", "--space", "nb999"), "valid names"),
+        (("search", "--max-latency-ms", "5"), "--latency"),
+    ],
+)
+def test_search_bad_arguments(argv: tuple[str, ...], needle: str, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, *argv, "--out", str(tmp_path / "x"), "--data", "synthetic")
+    assert code == 2 and needle in err
+
+
+def test_search_unknown_latency_device(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "search", "--latency", "table:pixel99", "--max-latency-ms", "5", "--data-dir",
+                       str(data_dir), "--out", str(tmp_path / "x"), "--data", "synthetic")
+    assert code == 2 and "pixel3" in err and "pixel99" in err

@@ -1,0 +1,157 @@
+"""Search on NAS-Bench-201 against the table's truth (see ``BENCHMARKS.md`` in the shared folder).
+
+    python -m benchmarks.search --data-dir ../shared/data --seeds 10 --out search.json
+
+Experiments (``--experiments``, comma-separated), each with random search beside it in the same run,
+over ``--seeds`` seeds, reporting mean +- std of the **CIFAR-10 test accuracy** (``cifar10_test_acc``)
+of the architecture each search picks, read from the table after the search:
+
+* ``tabular`` -- the search maximizes the table's ``cifar10valid_valid_acc`` (the oracle reads only
+  what it evaluates); regularized evolution against random search at each of ``--budgets``.
+* ``zc`` -- the search maximizes the zero-cost ensemble (:class:`~nas.search.objectives.ProxyObjective`,
+  ``"ensemble"``) on a batch of ``--batch`` real CIFAR-10 images; no accuracy is read during the
+  search. The global optimum of the table is reported beside it.
+* ``constrained`` -- as ``zc``, with latency ``table:pixel3`` at most ``--max-latency-ms`` (default:
+  the table's median); the constrained optimum is computed from the table, and the gap to it reported.
+* ``nsga2`` -- NSGA-II on (ensemble, -latency table:pixel3) against random search with the same
+  budget: the hypervolume of the front each returns, measured in true test accuracy against latency
+  (reference point: the worst accuracy and latency of the table), and a Pareto PNG per run.
+
+The picked architecture at budget ``b`` is the best, by the search's own objective, of its first
+``b`` evaluations: one search of the largest budget gives every smaller budget. Proxy scores are
+cached by fingerprint across seeds and strategies (the initialization seed is fixed, so a network
+scores the same wherever it turns up); the ensemble's reference set is drawn once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks._common import add_common_args, report, settings
+
+
+def _best_at(records: list[dict[str, Any]], budget: int) -> dict[str, Any]:
+    done = [r for r in records if r["status"] in ("evaluated", "failed")][:budget]
+    scored = [r for r in done if r["status"] == "evaluated"]
+    return max(scored, key=lambda r: r["value"])
+
+
+def _mean_std(xs: list[float]) -> dict[str, float]:
+    return {"mean": float(np.mean(xs)), "std": float(np.std(xs)), "n": len(xs)}
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(p, default_out="search.json")
+    p.add_argument("--seeds", type=int, default=10, help="seeds per strategy (default 10)")
+    p.add_argument("--budgets", default="100,300", help="evaluation budgets to report (default 100,300)")
+    p.add_argument("--experiments", default="tabular,zc,constrained,nsga2", help="which experiments to run")
+    p.add_argument("--batch", type=int, default=64, help="CIFAR-10 batch for the proxies (default 64)")
+    p.add_argument("--reference", type=int, default=64, help="reference architectures of the ensemble (default 64)")
+    p.add_argument("--max-latency-ms", type=float, default=None, help="pixel3 bound (default: the table's median)")
+    p.add_argument("--workdir", type=Path, default=None, help="where the run folders go (default: next to --out)")
+    args = p.parse_args(argv)
+
+    from benchmarks.tabular import nb201_ground_truth, nb201_latency
+    from nas.search import SearchConfig, run_search
+    from nas.search.objectives import ProxyObjective
+    from nas.search.pareto import hypervolume_2d, non_dominated_sort
+    from search_spaces.nb201 import NB201Space
+
+    budgets = sorted(int(b) for b in args.budgets.split(","))
+    experiments = [e.strip() for e in args.experiments.split(",") if e.strip()]
+    data_dir = str(args.data_dir) if args.data_dir else None
+    gt = nb201_ground_truth(args.data_dir)
+    test_acc = np.asarray(gt["cifar10_test_acc"], dtype=float)
+    lat = np.asarray(nb201_latency(args.data_dir)["pixel3"], dtype=float)
+    bound = float(np.median(lat)) if args.max_latency_ms is None else args.max_latency_ms
+    space = NB201Space()
+    work = args.workdir or Path(str(args.out) + ".runs")
+    work.mkdir(parents=True, exist_ok=True)
+
+    def acc(genotype_text: str) -> float:
+        return float(test_acc[space.index(space.parse(genotype_text))])
+
+    def latency(genotype_text: str) -> float:
+        return float(lat[space.index(space.parse(genotype_text))])
+
+    shared: dict[str, Any] = {}
+
+    def objective_for(kind: str) -> Any:
+        if kind == "tabular":
+            return None  # one oracle per run: each reads only what it evaluated
+        if "zc" not in shared:
+            shared["zc"] = ProxyObjective(space, "ensemble", data="cifar10", batch=args.batch, seed=0,
+                                          data_dir=data_dir, reference=args.reference)
+        return shared["zc"]
+
+    t0 = time.perf_counter()
+    result: dict[str, Any] = {"experiments": {}, "optimum_test_acc": float(test_acc.max())}
+    rows: list[dict[str, Any]] = []
+    for exp in experiments:
+        kind = "tabular" if exp == "tabular" else "zc"
+        strategies = ("nsga2", "random") if exp == "nsga2" else ("evolution", "random")
+        entry: dict[str, Any] = {"strategies": {}}
+        if exp == "constrained":
+            ok = lat <= bound
+            entry["bound_ms"] = bound
+            entry["constrained_optimum_test_acc"] = float(test_acc[ok].max())
+        for strat in strategies:
+            per_budget: dict[int, list[float]] = {b: [] for b in budgets}
+            hv: list[float] = []
+            for seed in range(args.seeds):
+                cfg = SearchConfig(
+                    space="nb201", strategy=strat, budget=budgets[-1], seed=seed,
+                    objective="tabular" if kind == "tabular" else "ensemble",
+                    data="cifar10", batch=args.batch, data_dir=data_dir, reference=args.reference,
+                    latency="table:pixel3" if exp in ("constrained", "nsga2") else None,
+                    max_latency_ms=bound if exp == "constrained" else None,
+                    strategy_kwargs={"population_size": 20} if strat == "nsga2" else {},
+                )
+                out = work / f"{exp}-{strat}-{seed}"
+                if (out / "candidates.jsonl").is_file():  # an earlier, maybe interrupted, run of this benchmark
+                    res = run_search(None, out, resume=True, progress=False, objective=objective_for(kind))
+                else:
+                    res = run_search(cfg, out, progress=False, objective=objective_for(kind))
+                for b in budgets:
+                    per_budget[b].append(acc(_best_at(res.records, b)["genotype"]))
+                if exp == "nsga2":
+                    done = [r for r in res.records if r["status"] == "evaluated"]
+                    pts = np.array([[r["value"], -r["costs"]["table"]] for r in done])
+                    front = [done[i]["genotype"] for i in non_dominated_sort(pts)[0]]
+                    true = np.array([[acc(g), -latency(g)] for g in front])
+                    hv.append(hypervolume_2d(true, [float(test_acc.min()), -float(lat.max())]))
+                print(f"{exp} {strat} seed {seed}: " + ", ".join(
+                    f"@{b} {per_budget[b][-1]:.2f}" for b in budgets), flush=True)
+            s_entry: dict[str, Any] = {f"test_acc_at_{b}": _mean_std(per_budget[b]) for b in budgets}
+            if hv:
+                s_entry["hypervolume"] = _mean_std(hv)
+            entry["strategies"][strat] = s_entry
+            for b in budgets:
+                m = s_entry[f"test_acc_at_{b}"]
+                row = {"experiment": exp, "strategy": strat, "budget": b,
+                       "test_acc": f"{m['mean']:.2f} +- {m['std']:.2f}", "gap": "", "hypervolume": ""}
+                if exp == "constrained":
+                    gap = [entry["constrained_optimum_test_acc"] - a for a in per_budget[b]]
+                    s_entry[f"gap_at_{b}"] = _mean_std(gap)
+                    row["gap"] = f"{statistics.mean(gap):.2f}"
+                if hv and b == budgets[-1]:
+                    row["hypervolume"] = f"{np.mean(hv):.1f} +- {np.std(hv):.1f}"
+                rows.append(row)
+        result["experiments"][exp] = entry
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    result["settings"] = settings(seeds=args.seeds, budgets=budgets, batch=args.batch, reference=args.reference,
+                                  data="cifar10", data_dir=data_dir, latency_bound_ms=bound)
+    report(args.out, result, rows)
+    return result
+
+
+if __name__ == "__main__":
+    main()
