@@ -185,7 +185,7 @@ def run_search(
 
     if isinstance(objective, ProxyObjective) and objective.ensemble:
         if objective.reference_scores is None:  # read the folder's reference, or score a new one
-            _fit_reference(objective, out / "reference.json", progress)
+            fit_ensemble_reference(objective, out / "reference.json", progress)
         elif not (out / "reference.json").is_file():  # a shared objective, fitted by an earlier run
             _write_atomic(out / "reference.json", {"scores": objective.reference_scores})
 
@@ -265,7 +265,7 @@ def run_search(
     return _finish(config, space, objective, latency, records, counters, out)
 
 
-def _fit_reference(objective: ProxyObjective, path: Path, progress: bool) -> None:
+def fit_ensemble_reference(objective: ProxyObjective, path: Path, progress: bool) -> None:
     if path.is_file():
         scores = json.loads(path.read_text())["scores"]
     else:
