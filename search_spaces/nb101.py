@@ -65,7 +65,7 @@ from torch import Tensor, nn
 
 from nas.errors import GenotypeError
 from nas.ir import ArchGraph
-from nas.ir.onnx_import import DATA_INPUTS_KEY
+from nas.ir.onnx_import import structure_only_model
 from search_spaces import SPACES
 from search_spaces.base import Dimension
 
@@ -480,17 +480,8 @@ class _OnnxBuilder:
         self.node("Gemm", [x, self.weight((space.num_classes, c)), self.weight((space.num_classes,))], "output",
                   transB=1)
         size = space.input_size
-        graph = helper.make_graph(
-            self.nodes,
-            "nb101",
-            [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, size, size])],
-            [helper.make_tensor_value_info("output", TensorProto.FLOAT, [batch, space.num_classes])],
-            self.inits,
-        )
-        graph.input.extend(self.weights)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], producer_name="nas.nb101")
-        helper.set_model_props(model, {DATA_INPUTS_KEY: "input"})
-        return model
+        return structure_only_model("nb101", self.nodes, [batch, 3, size, size], [batch, space.num_classes],
+                                    self.inits, self.weights)
 
 
 # --------------------------------------------------------------------------- the space

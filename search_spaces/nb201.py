@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from nas.errors import GenotypeError
 from nas.ir import ArchGraph
-from nas.ir.onnx_import import DATA_INPUTS_KEY
+from nas.ir.onnx_import import structure_only_model
 from search_spaces import SPACES
 from search_spaces.base import Dimension
 
@@ -345,17 +345,8 @@ class _OnnxBuilder:
         w = self.init("w", (num_classes, c_prev))
         b = self.init("b", (num_classes,))
         self.nodes.append(helper.make_node("Gemm", [x, w, b], ["output"], name="classifier", transB=1))  # graph output
-        graph = helper.make_graph(
-            self.nodes,
-            "nb201",
-            [helper.make_tensor_value_info("input", TensorProto.FLOAT, [self.batch, 3, self.size, self.size])],
-            [helper.make_tensor_value_info("output", TensorProto.FLOAT, [self.batch, num_classes])],
-            self.inits,
-        )
-        graph.input.extend(self.weights)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], producer_name="nas.nb201")
-        helper.set_model_props(model, {DATA_INPUTS_KEY: "input"})
-        return model
+        return structure_only_model("nb201", self.nodes, [self.batch, 3, self.size, self.size],
+                                    [self.batch, num_classes], self.inits, self.weights)
 
 
 # --------------------------------------------------------------------------- the space

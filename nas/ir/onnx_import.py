@@ -263,6 +263,30 @@ def prepare(
 DATA_INPUTS_KEY = "nas:data_inputs"
 
 
+def structure_only_model(
+    name: str,
+    nodes: Sequence[onnx.NodeProto],
+    input_shape: Sequence[int],
+    output_shape: Sequence[int],
+    initializers: Sequence[onnx.TensorProto],
+    weights: Sequence[onnx.ValueInfoProto],
+) -> onnx.ModelProto:
+    """An opset-20 model whose one data input is ``input`` and whose weights are typed graph inputs
+    without values (listed after it; see :data:`DATA_INPUTS_KEY`): what the spaces' direct ONNX
+    builders write, valid ONNX that onnxruntime runs once the weights are fed."""
+    graph = helper.make_graph(
+        list(nodes),
+        name,
+        [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, list(input_shape))],
+        [helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, list(output_shape))],
+        list(initializers),
+    )
+    graph.input.extend(weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], producer_name=f"nas.{name}")
+    helper.set_model_props(model, {DATA_INPUTS_KEY: "input"})
+    return model
+
+
 def _weight_inputs(proto: onnx.ModelProto, where: str) -> dict[str, tuple[int, Shape]]:
     """Graph inputs that stand for weights, by the :data:`DATA_INPUTS_KEY` metadata: name -> (type, shape)."""
     meta = {p.key: p.value for p in proto.metadata_props}
