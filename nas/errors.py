@@ -75,3 +75,16 @@ class SearchError(NasError, ValueError):
 
 class ConstraintError(SearchError):
     """No candidate met the constraints within the allowed number of tries."""
+
+
+class PredictorError(NasError):
+    """A performance predictor cannot fit or predict as asked (bad shapes, non-finite targets, not fitted)."""
+
+
+class PredictorFileError(PredictorError):
+    """A saved predictor cannot be read: not an archive, truncated, corrupted, or missing an entry.
+    The message names the file and what is wrong with it."""
+
+
+class PredictorVersionError(PredictorFileError):
+    """A saved predictor was written in a newer format version than this code reads."""

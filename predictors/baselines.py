@@ -1,0 +1,305 @@
+"""Baseline predictors on fixed-length inputs: zero-cost proxies, a generic graph encoding, text n-grams.
+
+Three registered predictors, each a bag of ``bags`` models fitted on bootstrap resamples of the
+fitting set; ``mean`` is the bag average and ``std`` the spread across the bags (Breiman, "Bagging
+Predictors", Machine Learning 1996).
+
+* ``zc_gbdt``: gradient-boosted trees on zero-cost proxy scores given as ``features`` ``(n, f)``,
+  as in NAS-Bench-Suite-Zero (Krishnakumar et al., NeurIPS 2022 Datasets and Benchmarks), which fits
+  XGBoost on proxy scores. Here the trees are scikit-learn's ``GradientBoostingRegressor``, kept as
+  plain arrays (:mod:`predictors.trees`). ``use_globals`` adds the graph-level features.
+* ``graph_gbdt``: the same trees on :func:`~predictors.encodings.graph_encoding` (graph-level
+  numbers, op counts, hashed Weisfeiler-Lehman subtree counts), plus ``features`` if given.
+* ``text_ridge``: ridge regression (Hoerl and Kennard, Technometrics 1970) on ``log1p`` counts of
+  hashed tokens of :meth:`ArchGraph.to_text` (:func:`~predictors.encodings.text_tokens`, hashed by
+  scikit-learn's ``HashingVectorizer``), plus ``features`` if given. The ridge penalty is chosen by
+  leave-one-out error over ``alphas`` (scikit-learn's ``RidgeCV``). A model is its coefficient vector
+  and intercept, ``ŷ = x·w + b``.
+
+Missing feature values (NaN: a proxy that failed on one architecture) are replaced by the fitting
+set's column median for the trees and by the column mean (0 after standardizing) for ridge.
+
+None of them pickles anything: trees are saved as node arrays, ridge as its coefficients.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.ensemble import GradientBoostingRegressor
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.linear_model import RidgeCV
+
+from nas.errors import PredictorError, PredictorFileError
+from nas.ir import ArchGraph
+from predictors.base import (
+    PREDICTORS,
+    Archive,
+    FloatArray,
+    Standardizer,
+    check_features,
+    check_graphs,
+    check_targets,
+    config_from_json,
+    config_to_json,
+    read_archive,
+    require,
+    warnings_off,
+    write_archive,
+)
+from predictors.encoders import global_features
+from predictors.encodings import graph_encoding, text_tokens
+from predictors.trees import TreeArrays
+
+
+@dataclass(frozen=True)
+class GBDTConfig:
+    """Settings of the tree baselines (``zc_gbdt``, ``graph_gbdt``)."""
+
+    n_estimators: int = 200
+    learning_rate: float = 0.05
+    max_depth: int = 3
+    min_samples_leaf: int = 3
+    subsample: float = 0.8
+    bags: int = 5
+    use_globals: bool = False
+    buckets: int = 256
+    wl_rounds: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.bags < 1 or self.n_estimators < 1 or self.max_depth < 1 or not 0 < self.subsample <= 1:
+            raise PredictorError(f"invalid GBDT settings: {self}")
+
+
+@dataclass(frozen=True)
+class RidgeConfig:
+    """Settings of the text baseline (``text_ridge``)."""
+
+    n_features: int = 4096
+    ngram: int = 2
+    alphas: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 4, 13))
+    bags: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.bags < 1 or self.n_features < 1 or self.ngram < 1 or not self.alphas or min(self.alphas) <= 0:
+            raise PredictorError(f"invalid ridge settings: {self}")
+
+
+Cfg = TypeVar("Cfg", GBDTConfig, RidgeConfig)
+
+
+class _Bagged(abc.ABC):
+    """What the three baselines share: input checks, bagging, the archive. Subclasses say how a graph
+    becomes a row (:meth:`_encode`) and how one model is fitted, applied and stored."""
+
+    name: str
+    config_class: type[Any]
+
+    def __init__(self, config: Any = None, **overrides: Any) -> None:
+        base = config or self.config_class()
+        self.config = dataclasses.replace(base, **overrides) if overrides else base
+        self._fitted = False
+        self._n_features = 0
+        self._width = 0
+
+    # -------------------------------------------------------------- hooks
+    @abc.abstractmethod
+    def _encode(self, graphs: Sequence[ArchGraph], feats: FloatArray | None) -> FloatArray:
+        """The model input ``(n, width)``."""
+
+    @abc.abstractmethod
+    def _fit_models(self, x: FloatArray, y: FloatArray, bags: list[npt.NDArray[np.int64]]) -> None:
+        """Fit one model per bag (rows of ``x`` ``(n, width)`` and ``y`` ``(n,)``)."""
+
+    @abc.abstractmethod
+    def _predict_models(self, x: FloatArray) -> FloatArray:
+        """``(n, bags)`` predictions."""
+
+    @abc.abstractmethod
+    def _state(self) -> dict[str, np.ndarray]:
+        """The fitted model arrays."""
+
+    @abc.abstractmethod
+    def _restore(self, arrays: dict[str, np.ndarray], path: str | Path) -> None:
+        """Set the fitted model from :meth:`_state`'s arrays."""
+
+    # -------------------------------------------------------------- contract
+    def fit(self, graphs: Sequence[ArchGraph], y: npt.ArrayLike, *,
+            features: npt.ArrayLike | None = None) -> _Bagged:
+        graphs = check_graphs(graphs)
+        target = check_targets(graphs, y)
+        feats = check_features(features, len(graphs))
+        self._n_features = 0 if feats is None else feats.shape[1]
+        x = self._encode(graphs, feats)
+        self._width = x.shape[1]
+        rng = np.random.default_rng(self.config.seed)
+        n = len(graphs)
+        bags = [np.arange(n)] if self.config.bags == 1 else [rng.integers(0, n, n) for _ in range(self.config.bags)]
+        self._fit_models(x, target, bags)
+        self._fitted = True
+        return self
+
+    def predict(self, graphs: Sequence[ArchGraph], *,
+                features: npt.ArrayLike | None = None) -> tuple[FloatArray, FloatArray]:
+        if not self._fitted:
+            raise PredictorError(f"{type(self).__name__}.predict before fit (or load)")
+        graphs = check_graphs(graphs)
+        feats = check_features(features, len(graphs), width=self._n_features)
+        if not graphs:
+            return np.zeros(0), np.zeros(0)
+        preds = self._predict_models(self._encode(graphs, feats))  # (n, bags)
+        return preds.mean(axis=1), preds.std(axis=1)
+
+    def save(self, path: str | Path) -> None:
+        if not self._fitted:
+            raise PredictorError(f"cannot save an unfitted {type(self).__name__}")
+        scalars = {"n_features": self._n_features, "width": self._width}
+        write_archive(path, Archive(self.name, config_to_json(self.config), scalars, self._state()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Any:
+        archive = read_archive(path, predictor=cls.name)
+        self = cls(config_from_json(cls.config_class, archive.config, path=path))
+        try:
+            self._n_features = int(archive.scalars["n_features"])
+            self._width = int(archive.scalars["width"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise PredictorFileError(f"{path}: missing or invalid fitted scalar: {e!r}") from e
+        self._restore(archive.arrays, path)
+        self._fitted = True
+        return self
+
+
+class _TreeBaseline(_Bagged):
+    config_class = GBDTConfig
+
+    def __init__(self, config: GBDTConfig | None = None, **overrides: Any) -> None:
+        super().__init__(config, **overrides)
+        self._trees: TreeArrays | None = None
+        self._fill = np.zeros(0)
+
+    def _fit_models(self, x: FloatArray, y: FloatArray, bags: list[npt.NDArray[np.int64]]) -> None:
+        cfg = self.config
+        with warnings_off():
+            fill = np.nanmedian(x, axis=0)
+        self._fill = np.where(np.isfinite(fill), fill, 0.0)
+        x = self._filled(x)
+        models = []
+        for b, rows in enumerate(bags):
+            model = GradientBoostingRegressor(
+                n_estimators=cfg.n_estimators, learning_rate=cfg.learning_rate, max_depth=cfg.max_depth,
+                min_samples_leaf=cfg.min_samples_leaf, subsample=cfg.subsample, random_state=cfg.seed + b,
+            )
+            models.append(model.fit(x[rows], y[rows]))
+        self._trees = TreeArrays.from_sklearn(models)
+
+    def _filled(self, x: FloatArray) -> FloatArray:
+        return np.where(np.isnan(x), self._fill, x)
+
+    def _predict_models(self, x: FloatArray) -> FloatArray:
+        assert self._trees is not None
+        if x.shape[1] != self._width:
+            raise PredictorError(f"the encoding has {x.shape[1]} columns; the trees were fitted on {self._width}")
+        return self._trees.predict(self._filled(x))
+
+    def _state(self) -> dict[str, np.ndarray]:
+        assert self._trees is not None
+        return {**self._trees.arrays("trees"), "fill": self._fill}
+
+    def _restore(self, arrays: dict[str, np.ndarray], path: str | Path) -> None:
+        require(Archive(self.name, {}, {}, arrays), ["fill"], path)
+        self._trees = TreeArrays.from_arrays("trees", arrays, path)
+        self._fill = arrays["fill"]
+        if self._fill.shape != (self._width,) or int(self._trees.feature.max(initial=0)) >= max(self._width, 1):
+            raise PredictorFileError(f"{path}: the trees do not fit the saved input width {self._width}")
+
+
+@PREDICTORS.register("zc_gbdt")
+class ZeroCostGBDT(_TreeBaseline):
+    """Boosted trees on zero-cost proxy scores (``features`` is required). See the module docstring."""
+
+    name = "zc_gbdt"
+
+    def _encode(self, graphs: Sequence[ArchGraph], feats: FloatArray | None) -> FloatArray:
+        if feats is None:
+            raise PredictorError("zc_gbdt predicts from zero-cost proxy scores: pass features= of shape (n, f), "
+                                 "e.g. from proxies.engine.score")
+        if self.config.use_globals:
+            return np.concatenate([feats, np.stack([global_features(g) for g in graphs])], axis=1)
+        return feats
+
+
+@PREDICTORS.register("graph_gbdt")
+class GraphGBDT(_TreeBaseline):
+    """Boosted trees on the generic graph encoding (and ``features`` if given). See the module docstring."""
+
+    name = "graph_gbdt"
+
+    def _encode(self, graphs: Sequence[ArchGraph], feats: FloatArray | None) -> FloatArray:
+        cfg = self.config
+        x = np.stack([graph_encoding(g, buckets=cfg.buckets, rounds=cfg.wl_rounds) for g in graphs])
+        return x if feats is None else np.concatenate([x, feats], axis=1)
+
+
+@PREDICTORS.register("text_ridge")
+class TextRidge(_Bagged):
+    """Ridge regression on hashed n-grams of the graph's text (and ``features``). See the module docstring."""
+
+    name = "text_ridge"
+    config_class = RidgeConfig
+
+    def __init__(self, config: RidgeConfig | None = None, **overrides: Any) -> None:
+        super().__init__(config, **overrides)
+        self._coef = np.zeros((0, 0))
+        self._intercept = np.zeros(0)
+        self._scaler = Standardizer(np.zeros(0), np.ones(0))
+
+    def _vectorizer(self) -> HashingVectorizer:
+        # stateless: rebuilt from the config on load, nothing of it is saved
+        return HashingVectorizer(analyzer=_identity, n_features=self.config.n_features, alternate_sign=False,
+                                 norm=None)
+
+    def _encode(self, graphs: Sequence[ArchGraph], feats: FloatArray | None) -> FloatArray:
+        counts = self._vectorizer().transform([text_tokens(g, ngram=self.config.ngram) for g in graphs])
+        x = np.log1p(counts.toarray())  # (n, n_features)
+        return x if feats is None else np.concatenate([x, feats], axis=1)
+
+    def _fit_models(self, x: FloatArray, y: FloatArray, bags: list[npt.NDArray[np.int64]]) -> None:
+        self._scaler = Standardizer.fit(x)
+        z = self._scaler.transform(x)
+        coef, intercept = [], []
+        for rows in bags:
+            model = RidgeCV(alphas=self.config.alphas).fit(z[rows], y[rows])
+            coef.append(model.coef_)
+            intercept.append(float(model.intercept_))
+        self._coef = np.array(coef, dtype=np.float64)  # (bags, width)
+        self._intercept = np.array(intercept, dtype=np.float64)
+
+    def _predict_models(self, x: FloatArray) -> FloatArray:
+        return self._scaler.transform(x) @ self._coef.T + self._intercept
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"coef": self._coef, "intercept": self._intercept, "mean": self._scaler.mean,
+                "scale": self._scaler.scale}
+
+    def _restore(self, arrays: dict[str, np.ndarray], path: str | Path) -> None:
+        require(Archive(self.name, {}, {}, arrays), ["coef", "intercept", "mean", "scale"], path)
+        coef, intercept = arrays["coef"], arrays["intercept"]
+        if (coef.ndim != 2 or coef.shape[1] != self._width or intercept.shape != (coef.shape[0],)
+                or arrays["mean"].shape != (self._width,) or arrays["scale"].shape != (self._width,)):
+            raise PredictorFileError(f"{path}: ridge arrays do not fit the saved input width {self._width}")
+        self._coef, self._intercept = coef, intercept
+        self._scaler = Standardizer(arrays["mean"], arrays["scale"])
+
+
+def _identity(tokens: list[str]) -> list[str]:
+    return tokens

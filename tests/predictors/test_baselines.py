@@ -1,0 +1,43 @@
+"""The tabular baselines: missing proxy values, bagging, and ridge against scikit-learn's own fit."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.linear_model import RidgeCV
+
+from predictors.baselines import GraphGBDT, TextRidge, ZeroCostGBDT
+from predictors.encoders import GLOBAL_FEATURES
+from predictors.encodings import encoding_dim
+
+TRAIN, TEST = slice(0, 16), slice(16, 24)
+
+
+def test_missing_proxy_values_take_the_training_median(graphs, targets, features) -> None:
+    train = features[TRAIN].copy()
+    train[[1, 4], 1] = np.nan
+    p = ZeroCostGBDT(n_estimators=10, bags=2).fit(graphs[TRAIN], targets[TRAIN], features=train)
+    test = features[TEST].copy()
+    test[0, 1] = np.nan
+    filled = test.copy()
+    filled[0, 1] = np.nanmedian(train[:, 1])
+    for a, b in zip(p.predict(graphs[TEST], features=test), p.predict(graphs[TEST], features=filled), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_widths_and_single_bag(graphs, targets, features) -> None:
+    zc = ZeroCostGBDT(n_estimators=5, bags=1, use_globals=True)
+    zc.fit(graphs[TRAIN], targets[TRAIN], features=features[TRAIN])
+    assert zc._width == 3 + len(GLOBAL_FEATURES)
+    np.testing.assert_array_equal(zc.predict(graphs[TEST], features=features[TEST])[1], 0.0)
+    gg = GraphGBDT(n_estimators=5, buckets=16).fit(graphs[TRAIN], targets[TRAIN])
+    assert gg._width == encoding_dim(16)
+
+
+def test_text_ridge_is_scikit_learns_ridge(graphs, targets) -> None:
+    p = TextRidge(n_features=128, bags=1).fit(graphs[TRAIN], targets[TRAIN])
+    x = p._encode(graphs, None)
+    z = p._scaler.transform(x)
+    ref = RidgeCV(alphas=p.config.alphas).fit(z[TRAIN], targets[TRAIN])
+    np.testing.assert_allclose(p.predict(graphs[TEST])[0], ref.predict(z[TEST]), rtol=1e-10)
+    # the hashed counts are log1p(count) >= 0 and the same text gives the same row
+    assert (x >= 0).all() and np.array_equal(p._encode(graphs[:1], None), x[:1])

@@ -1,0 +1,134 @@
+"""The GENNAPE-style predictor: its loss against plain loops, the membership-weighted heads, the variants."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nas.errors import PredictorError
+from predictors.encoders import GraphEncoder, collate, graph_data
+from predictors.gennape import RANK_LOSSES, GennapeConfig, GennapePredictor, _embed
+from tests.predictors.conftest import FAST, reordered
+
+TRAIN, TEST = slice(0, 16), slice(16, 24)
+
+
+def fast(**kw: object) -> GennapePredictor:
+    return GennapePredictor(**{**FAST["gennape"], **kw})
+
+
+@pytest.mark.parametrize("bad", [{"conv": "gcn"}, {"rank_loss": "lambda"}, {"clusters": 0}, {"fuzziness": 1.0},
+                                 {"hidden": 0}, {"finetune_epochs": -1}, {"members": 0}])
+def test_config_is_validated(bad: dict[str, object]) -> None:
+    with pytest.raises(PredictorError):
+        GennapeConfig(**bad)  # type: ignore[arg-type]
+
+
+def loss_loop(pred: np.ndarray, y: np.ndarray, u: np.ndarray, cfg: GennapeConfig) -> float:
+    """The docstring's per-head loss, summed over heads, written with loops."""
+    n, k = pred.shape
+    total = 0.0
+    for h in range(k):
+        mse = sum(u[i, h] * (pred[i, h] - y[i]) ** 2 for i in range(n)) / sum(u[:, h])
+        rank = 0.0
+        if cfg.rank_loss == "listnet":
+            p_true = np.exp(y) / np.exp(y).sum()
+            logits = pred[:, h] + np.log(u[:, h])
+            logp = logits - math.log(np.exp(logits).sum())
+            rank = -float((p_true * logp).sum())
+        elif cfg.rank_loss != "none":
+            num = den = 0.0
+            for i in range(n):
+                for j in range(n):
+                    if y[i] > y[j]:
+                        d = pred[i, h] - pred[j, h]
+                        ell = max(0.0, cfg.hinge_margin - d) if cfg.rank_loss == "hinge" else math.log1p(math.exp(-d))
+                        num += u[i, h] * u[j, h] * ell
+                        den += u[i, h] * u[j, h]
+            rank = num / den
+        total += mse + cfg.rank_weight * rank
+    return total
+
+
+@pytest.mark.parametrize("rank_loss", RANK_LOSSES)
+def test_loss_matches_the_loop(rank_loss: str) -> None:
+    rng = np.random.default_rng(0)
+    pred, y = rng.normal(size=(7, 3)), rng.normal(size=7)
+    u = rng.dirichlet(np.ones(3), size=7)
+    p = GennapePredictor(rank_loss=rank_loss, rank_weight=0.7, clusters=3)
+    got = p._loss(torch.tensor(pred), torch.tensor(y), torch.tensor(u))
+    assert float(got) == pytest.approx(loss_loop(pred, y, u, p.config), rel=1e-9)
+
+
+def test_prediction_is_the_membership_weighted_head_average(graphs, targets) -> None:
+    p = fast(clusters=3, members=2).fit(graphs[TRAIN], targets[TRAIN])
+    u = p.memberships(graphs[TEST])
+    assert u.shape == (2, 8, 3)
+    np.testing.assert_allclose(u.sum(axis=2), 1.0)
+    mean, std = p.predict(graphs[TEST])
+    # every member's heads by hand from the same inputs, then the law of total variance across members
+    data = [graph_data(g) for g in graphs[TEST]]
+    side = p._in_scaler.transform(p._side_inputs(graphs[TEST], None))
+    mus, variances = [], []
+    for k, member in enumerate(p._members):
+        z = member.scaler.transform(_embed(member.encoder, data))
+        with torch.no_grad():
+            heads = member.heads(torch.from_numpy(np.concatenate([z, side], axis=1)).float()).double().numpy()
+        heads = heads * p._y_scale + p._y_mean
+        mu = (u[k] * heads).sum(axis=1)
+        mus.append(mu)
+        variances.append((u[k] * (heads - mu[:, None]) ** 2).sum(axis=1))
+    np.testing.assert_allclose(mean, np.mean(mus, axis=0), rtol=1e-6)
+    np.testing.assert_allclose(std, np.sqrt(np.mean(variances, axis=0) + np.var(mus, axis=0)), rtol=1e-5, atol=1e-9)
+    assert (std > 0).all()
+    assert not np.allclose(mus[0], mus[1]), "members are independent"
+    one = fast(clusters=1).fit(graphs[TRAIN], targets[TRAIN])
+    np.testing.assert_array_equal(one.predict(graphs[TEST])[1], 0.0)  # one member with one head has no spread
+
+
+@pytest.mark.parametrize("rank_loss", RANK_LOSSES)
+def test_every_rank_loss_fits(rank_loss: str, graphs, targets) -> None:
+    mean, std = fast(rank_loss=rank_loss).fit(graphs[TRAIN], targets[TRAIN]).predict(graphs[TEST])
+    assert np.isfinite(mean).all() and (std >= 0).all()
+
+
+def test_pretrain_on_unlabelled_graphs_then_fit(graphs, targets) -> None:
+    p = fast(pretrain_epochs=3).pretrain(graphs)
+    assert [len(m) for m in p.pretrain_losses] == [3]
+    before = [t.clone() for t in p._members[0].encoder.state_dict().values()]
+    p.fit(graphs[TRAIN], targets[TRAIN])
+    assert [len(m) for m in p.pretrain_losses] == [3]  # fit did not pretrain again
+    for a, b in zip(before, p._members[0].encoder.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)  # and the frozen encoder is unchanged
+
+
+def test_finetuned_gatv2_saves_and_loads(graphs, targets, tmp_path: Path) -> None:
+    p = fast(conv="gatv2", finetune_epochs=2, members=2).fit(graphs[TRAIN], targets[TRAIN])
+    assert all(m.tuned is not None for m in p._members)
+    p.save(tmp_path / "g.zip")
+    q = GennapePredictor.load(tmp_path / "g.zip")
+    assert q.config == p.config
+    for a, b in zip(p.predict(graphs[TEST]), q.predict(graphs[TEST]), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_threads_are_restored(graphs, targets) -> None:
+    old = torch.get_num_threads()
+    fast(threads=1).fit(graphs[:6], targets[:6])
+    assert torch.get_num_threads() == old
+
+
+def test_encoder_ignores_node_order(graphs) -> None:
+    g = graphs[5]
+    shuffled = reordered(g, np.random.default_rng(0))
+    assert [n.name for n in shuffled] != [n.name for n in g]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        enc = GraphEncoder(hidden=16, layers=3, embed_dim=8).eval()
+    with torch.no_grad():
+        a, b = enc(collate([graph_data(g)])), enc(collate([graph_data(shuffled)]))
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
