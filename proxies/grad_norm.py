@@ -10,19 +10,16 @@ Score: ``sum_l ||dL/dtheta_l||_2`` over Conv/Linear weights, ``L`` the mean cros
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from nas.data import Batch
-from proxies.base import PROXIES, finite, loss_weight_grads
-from proxies.passes import Passes
+from proxies.base import PROXIES, finite
+from proxies.passes import LossGradientProxy
 
 __all__ = ["GradNorm"]
 
 
-class GradNorm:
+class GradNorm(LossGradientProxy):
     r"""Sum over Conv and Linear layers of the Euclidean norm of each weight gradient
     (NASLib's ``grad_norm`` measure).
 
@@ -49,16 +46,7 @@ class GradNorm:
     name = "grad_norm"
     higher_is_better = True
 
-    def needs(self) -> set[Any]:
-        return {"loss_grads"}
-
-    def from_passes(self, passes: Passes) -> float:
-        return self._from_pairs(passes.model, passes.loss_grads(self.name))
-
-    def score(self, model: nn.Module, batch: Batch) -> float:
-        return self._from_pairs(model, loss_weight_grads(self.name, model, batch))
-
-    def _from_pairs(self, model: nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor | None]]) -> float:
+    def from_pairs(self, model: nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor | None]]) -> float:
         total = torch.zeros((), dtype=torch.float64, device=pairs[0][0].device)
         for _, g in pairs:
             if g is not None:  # None: the layer does not reach the loss, its gradient is 0

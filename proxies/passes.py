@@ -48,7 +48,7 @@ from nas.errors import IRError, ProxyError
 from nas.ir import ArchGraph
 from proxies.base import model_name, weighted_layers, working_copy
 
-__all__ = ["FORWARD_PARTS", "Passes", "SharedProxy", "relu_types"]
+__all__ = ["FORWARD_PARTS", "LossGradientProxy", "Passes", "SharedProxy", "relu_types"]
 
 #: The parts one shared forward pass produces.
 FORWARD_PARTS: frozenset[str] = frozenset({"loss_grads", "fisher", "input_grad", "relu_kernel"})
@@ -74,6 +74,29 @@ class SharedProxy(Protocol):
     def from_passes(self, passes: Passes) -> float:
         """The score, from the shared passes; equal to ``score(passes.model, passes.batch)``."""
         ...
+
+
+class LossGradientProxy:
+    """Base of the proxies that are a formula over ``(weight, dL/dweight)`` pairs of the batch's mean
+    cross-entropy (snip, grad_norm): subclasses give ``name`` and :meth:`from_pairs`; the pairs come
+    from the shared pass in the engine and from :func:`~proxies.base.loss_weight_grads` alone."""
+
+    name: str
+    higher_is_better: bool = True
+
+    def needs(self) -> set[Any]:
+        return {"loss_grads"}
+
+    def from_passes(self, passes: Passes) -> float:
+        return self.from_pairs(passes.model, passes.loss_grads(self.name))
+
+    def score(self, model: nn.Module, batch: Batch) -> float:
+        from proxies.base import loss_weight_grads
+
+        return self.from_pairs(model, loss_weight_grads(self.name, model, batch))
+
+    def from_pairs(self, model: nn.Module, pairs: list[tuple[Tensor, Tensor | None]]) -> float:
+        raise NotImplementedError
 
 
 @dataclass

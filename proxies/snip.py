@@ -10,19 +10,16 @@ Score: ``sum |theta * dL/dtheta|`` over Conv/Linear weights, ``L`` the mean cros
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from nas.data import Batch
-from proxies.base import PROXIES, finite, loss_weight_grads
-from proxies.passes import Passes
+from proxies.base import PROXIES, finite
+from proxies.passes import LossGradientProxy
 
 __all__ = ["Snip"]
 
 
-class Snip:
+class Snip(LossGradientProxy):
     r"""SNIP saliency summed over all Conv and Linear weights (NASLib's ``snip`` measure).
 
     With :math:`\mathcal{L}` the mean cross-entropy of the network on the batch,
@@ -50,16 +47,7 @@ class Snip:
     name = "snip"
     higher_is_better = True
 
-    def needs(self) -> set[Any]:
-        return {"loss_grads"}
-
-    def from_passes(self, passes: Passes) -> float:
-        return self._from_pairs(passes.model, passes.loss_grads(self.name))
-
-    def score(self, model: nn.Module, batch: Batch) -> float:
-        return self._from_pairs(model, loss_weight_grads(self.name, model, batch))
-
-    def _from_pairs(self, model: nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor | None]]) -> float:
+    def from_pairs(self, model: nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor | None]]) -> float:
         total = torch.zeros((), dtype=torch.float64, device=pairs[0][0].device)
         for w, g in pairs:
             if g is not None:  # None: the layer does not reach the loss, so its saliency is 0
