@@ -44,7 +44,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--n", type=int, default=50, help="NB201 architectures (default 50)")
     p.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
     p.add_argument("--engine-n", type=int, default=20, help="architectures for the engine comparison (default 20)")
+    p.add_argument("--parts", default="gradsign,lga,jacov,engine",
+                   help="comparisons to run, comma-separated (default: gradsign,lga,jacov,engine)")
     args = p.parse_args(argv)
+    parts = [x.strip() for x in args.parts.split(",") if x.strip()]
+    unknown = sorted(set(parts) - {"gradsign", "lga", "jacov", "engine"})
+    if unknown or not parts:
+        p.error(f"unknown --parts {unknown or parts}; valid: gradsign, lga, jacov, engine")
 
     from nas.data import load_batch
     from proxies import engine
@@ -59,10 +65,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     rng = np.random.default_rng(args.seed)
     indices = rng.choice(15625, size=args.n + 1, replace=False).tolist()
     pairs: dict[str, tuple[Proxy, Proxy]] = {
-        "gradsign": (GradSign(method="loop"), GradSign(method="hooks")),
-        "lga": (LGA(method="loop"), LGA(method="hooks")),
-        "jacov": (JacovLoop(), JacobianCovariance()),
+        name: pair
+        for name, pair in (
+            ("gradsign", (GradSign(method="loop"), GradSign(method="hooks"))),
+            ("lga", (LGA(method="loop"), LGA(method="hooks"))),
+            ("jacov", (JacovLoop(), JacobianCovariance())),
+        )
+        if name in parts
     }
+    with_engine = "engine" in parts
     times: dict[str, dict[str, list[float]]] = {k: {"loop": [], "hooks": []} for k in [*pairs, "engine"]}
     scores: dict[str, dict[str, list[float]]] = {k: {"loop": [], "hooks": []} for k in [*pairs, "engine"]}
     engine_scores: dict[str, dict[str, list[float]]] = {"loop": {}, "hooks": {}}  # per proxy, engine paths
@@ -80,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 if j > 0:  # the first architecture is the warm-up
                     times[name][path].append(time.perf_counter() - t)
                     scores[name][path].append(value)
-        if j > args.engine_n:
+        if not with_engine or j > args.engine_n:
             continue
         for path, shared in (("loop", False), ("hooks", True)):
             errors: dict[str, str] = {}
@@ -107,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         worst_rel = max(worst_rel, float(np.max(np.abs(a[ok] - b[ok]) / np.maximum(np.abs(a[ok]), 1e-12))))
         if ok.sum() > 2 and np.ptp(a[ok]) > 0:
             worst_rho = min(worst_rho, float(stats.spearmanr(a[ok], b[ok]).statistic))
-    for name in [*pairs, "engine"]:
+    for name in [*pairs, *(["engine"] if with_engine else [])]:
         loop_s = statistics.median(times[name]["loop"])
         hooks_s = statistics.median(times[name]["hooks"])
         if name == "engine":
@@ -122,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         }
         rows.append({"proxy": name, "loop_s": loop_s, "batched_s": hooks_s, "speedup": loop_s / hooks_s,
                      "rho": rho, "max_rel_diff": rel})
-    result["settings"] = settings(seed=args.seed, n=args.n, batch=args.batch, data="cifar10",
+    result["settings"] = settings(seed=args.seed, n=args.n, batch=args.batch, data="cifar10", parts=parts,
                                   data_dir=str(args.data_dir) if args.data_dir else None)
     report(args.out, result, rows)
     return result

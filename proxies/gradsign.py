@@ -78,8 +78,10 @@ def gradsign_from_grads(grads: Mapping[str, Tensor], *, aggregate: Literal["sum"
     total = 0.0
     entries = 0
     for name, g in grads.items():
-        if not bool(torch.isfinite(g).all()):
-            # torch.sign(nan) is 0: without this check a NaN would silently cast no vote
+        # torch.sign(nan) is 0: without this check a NaN would silently cast no vote. A finite sum
+        # clears the whole tensor at once (NaN and inf propagate); only a non-finite sum, which may
+        # also be an overflow of finite values, needs the element-wise check.
+        if not bool(torch.isfinite(g.sum())) and not bool(torch.isfinite(g).all()):
             raise ProxyError(f"non-finite per-sample gradients for {name!r}")
         votes = g.sign().sum(0)  # (*weight.shape): exact integers, |votes| <= B
         total += float(votes.abs().sum(dtype=torch.float64))  # float64: the total can exceed 2**24

@@ -185,6 +185,30 @@ def test_graph_module_batchnorms_are_swapped() -> None:
 # ----------------------------------------------------------------------------- per-sample gradients
 
 
+@pytest.mark.parametrize(
+    ("conv", "shape"),
+    [
+        (nn.Conv2d(4, 6, 3, padding=1), (3, 4, 6, 6)),  # small stride-1 map: shifted windows
+        (nn.Conv2d(4, 6, 3, padding=1), (3, 4, 16, 12)),  # larger map: the grouped weight gradient
+        (nn.Conv2d(4, 6, 3, stride=2, padding=1, dilation=2), (3, 4, 11, 9)),  # strided, dilated
+        (nn.Conv2d(6, 6, 5, stride=2, padding=2, groups=6), (3, 6, 9, 9)),  # depthwise
+        (nn.Conv2d(6, 4, 1), (3, 6, 5, 5)),  # 1x1: a batched matmul
+        (nn.Conv1d(4, 6, 3, stride=2, padding=1), (3, 4, 20)),
+        (nn.Conv3d(4, 6, 3, padding=(1, 0, 1), groups=2), (3, 4, 5, 6, 5)),
+    ],
+)
+def test_each_conv_gradient_path_equals_the_loop(conv: nn.Module, shape: tuple[int, ...]) -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(conv, nn.Flatten(), nn.LazyLinear(3)).double()
+    x = torch.randn(shape, dtype=torch.float64)
+    net(x)  # materialize the lazy layer
+    labels = torch.tensor([0, 2, 1])
+    loop = per_sample_grads(net, x, labels, method="loop")
+    hooks = per_sample_grads(net, x, labels, method="hooks")
+    assert _max_rel_err(loop, hooks) < 1e-10
+    assert all(g.is_contiguous() for g in hooks.values())
+
+
 def test_hooks_equal_loop_on_a_varied_net() -> None:
     torch.manual_seed(0)
     net = _SmallNet()
