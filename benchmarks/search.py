@@ -20,12 +20,17 @@ of the architecture each search picks, read from the table after the search:
 The picked architecture at budget ``b`` is the best, by the search's own objective, of its first
 ``b`` evaluations: one search of the largest budget gives every smaller budget. Proxy scores are
 cached by fingerprint across seeds and strategies (the initialization seed is fixed, so a network
-scores the same wherever it turns up); the ensemble's reference set is drawn once.
+scores the same wherever it turns up); the ensemble's reference set is drawn once. The cache lives
+on disk (``WORKDIR/scores/``, one JSONL file per process, read by all), so workers share it, the
+experiments share it, and a rerun with more seeds or experiments scores only architectures it has
+not met.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -39,11 +44,50 @@ from benchmarks._common import add_common_args, report, settings
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(batch: int, data_dir: str | None, reference: list[dict[str, float]] | None, ref_size: int) -> None:
+class SharedScores(dict[str, Any]):
+    """A fingerprint -> ``Evaluation`` cache backed by JSONL files that several processes share.
+
+    Each process appends what it computes to its own file; a lookup that misses first reads the
+    lines other processes added since the last look. Used as a ``ProxyObjective``'s ``cache``.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.own = folder / f"scores-{os.getpid()}.jsonl"
+        self._offsets: dict[Path, int] = {}
+        self._refresh()
+
+    def _refresh(self) -> None:
+        from nas.search.objectives import Evaluation
+
+        for path in sorted(self.folder.glob("scores-*.jsonl")):
+            with path.open("rb") as f:
+                f.seek(self._offsets.get(path, 0))
+                while (line := f.readline()).endswith(b"\n"):  # a line without one is still being written
+                    r = json.loads(line)
+                    super().__setitem__(r["fingerprint"], Evaluation(r["value"], r["scores"], r["error"]))
+                    self._offsets[path] = f.tell()
+
+    def __contains__(self, key: object) -> bool:
+        if not super().__contains__(key):
+            self._refresh()
+        return super().__contains__(key)
+
+    def __setitem__(self, key: str, ev: Any) -> None:
+        super().__setitem__(key, ev)
+        line = json.dumps({"fingerprint": key, "value": ev.value, "scores": ev.scores, "error": ev.error})
+        with self.own.open("a") as f:
+            f.write(line + "\n")
+
+
+def _init_worker(batch: int, data_dir: str | None, reference: list[dict[str, float]] | None, ref_size: int,
+                 scores: str | None = None) -> None:
     import torch
 
     torch.set_num_threads(1)
-    _WORKER.update(batch=batch, data_dir=data_dir, reference=reference, ref_size=ref_size)
+    _WORKER.update(batch=batch, data_dir=data_dir, reference=reference, ref_size=ref_size, scores=scores)
 
 
 def _objective(kind: str) -> Any:
@@ -58,8 +102,24 @@ def _objective(kind: str) -> Any:
                              data_dir=_WORKER["data_dir"], reference=_WORKER["ref_size"])
         if _WORKER["reference"] is not None:
             obj.fit_reference(_WORKER["reference"])
+        if _WORKER.get("scores"):
+            obj.cache = SharedScores(Path(_WORKER["scores"]))
         _WORKER["zc"] = obj
     return _WORKER["zc"]
+
+
+def _import_runs(work: Path) -> None:
+    """Put the zero-cost evaluations of run folders from before the shared cache into it."""
+    scores = SharedScores(work / "scores")
+    for path in sorted(work.glob("*/candidates.jsonl")):
+        if path.parent.name.startswith("tabular-"):
+            continue
+        for line in path.read_text().splitlines():
+            r = json.loads(line)
+            if r["status"] in ("evaluated", "failed") and r["fingerprint"] not in scores:
+                from nas.search.objectives import Evaluation
+
+                scores[r["fingerprint"]] = Evaluation(r["value"], r.get("scores", {}), r.get("error"))
 
 
 def _run(job: tuple[str, str, int, dict[str, Any], str]) -> list[dict[str, Any]]:
@@ -121,7 +181,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     reference = None
     if any(e != "tabular" for e in experiments):  # the ensemble's reference, scored once for all runs
-        _init_worker(args.batch, data_dir, None, args.reference)
+        _import_runs(work)
+        _init_worker(args.batch, data_dir, None, args.reference, str(work / "scores"))
         from nas.search.loop import fit_ensemble_reference
 
         fit_ensemble_reference(_objective("zc"), work / "reference.json", progress=True)
@@ -146,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     records: dict[str, list[dict[str, Any]]] = {}
     with tqdm(total=len(jobs), desc="searches", unit="run") as bar:
         if args.workers <= 1:
+            _WORKER["scores"] = str(work / "scores")
             for job in jobs:
                 records[job[4]] = _run(job)
                 bar.update(1)
@@ -153,7 +215,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             from concurrent.futures import ProcessPoolExecutor
 
             with ProcessPoolExecutor(args.workers, initializer=_init_worker,
-                                     initargs=(args.batch, data_dir, reference, args.reference)) as pool:
+                                     initargs=(args.batch, data_dir, reference, args.reference,
+                                               str(work / "scores"))) as pool:
                 for job, recs in zip(jobs, pool.map(_run, jobs), strict=True):
                     records[job[4]] = recs
                     bar.update(1)
