@@ -30,6 +30,19 @@ from nas.errors import NasError
 
 log = logging.getLogger(__name__)
 
+#: Modules that add sub-commands: each defines ``register(subparsers)``.
+COMMAND_MODULES: tuple[str, ...] = ()
+#: Modules that run some ``nas search`` invocations instead of the evolutionary loop. Each defines
+#: ``add_search_arguments(parser)``, ``handles_search(args) -> bool`` and ``cmd_search(args) -> int``.
+#: Both kinds import their heavy dependencies inside the functions that run, not at import.
+SEARCH_BACKENDS = ("nas.integrations.cli",)
+
+
+def _modules(names: Sequence[str]) -> list[Any]:
+    import importlib
+
+    return [importlib.import_module(name) for name in names]
+
 
 def _shape(text: str) -> tuple[int, ...]:
     try:
@@ -225,6 +238,10 @@ def cmd_proxies(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    for backend in _modules(SEARCH_BACKENDS):
+        if backend.handles_search(args):
+            result: int = backend.cmd_search(args)
+            return result
     from nas.search import SearchConfig, run_search
 
     if args.resume:
@@ -322,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the search in RUN_DIR")
     se.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")
     se.set_defaults(func=cmd_search)
+    for backend in _modules(SEARCH_BACKENDS):
+        backend.add_search_arguments(se)
 
     pr = sub.add_parser("proxies", help="list the zero-cost proxies and their direction")
     pr.add_argument("--json", action="store_true", help="print as JSON")
@@ -330,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("spaces", help="list the registered search spaces")
     s.add_argument("--json", action="store_true", help="print as JSON")
     s.set_defaults(func=cmd_spaces)
+    for module in _modules(COMMAND_MODULES):
+        module.register(sub)
     return p
 
 

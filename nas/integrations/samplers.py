@@ -1,0 +1,397 @@
+r"""A surrogate-assisted sampler (:class:`PredictorSampler`) and the sampler factory of the CLI.
+
+:class:`PredictorSampler` follows BANANAS (White, Neiswanger & Savani, "BANANAS: Bayesian
+Optimization with Neural Architectures for Neural Architecture Search", AAAI 2021): fit a predictor
+with uncertainty on the evaluated architectures, generate candidates -- uniform draws from the space
+and mutations of the best architectures so far -- and evaluate the candidate that maximizes an
+acquisition. Here the acquisition is the upper confidence bound ``mean + kappa * std`` (Srinivas et
+al., "Gaussian Process Optimization in the Bandit Setting", ICML 2010), with the predictor's
+``(mean, std)`` from the :class:`~predictors.base.Predictor` contract (the bagged baselines give the
+spread across their bootstrap models).
+
+Two kinds of model rank the candidates:
+
+* a **choice surrogate** (default ``"forest"``, :mod:`nas.integrations.surrogates`): SMAC's random
+  forest on the one-hot encoding of the architecture's choices. It needs no graph, so a trial with 128
+  candidates costs milliseconds instead of the ~1 s that building 128 graphs took, and it is cheap
+  enough to refit after every complete trial (``refit_every`` defaults to 1 for it);
+* a graph :class:`~predictors.base.Predictor` (a registered name such as ``graph_gbdt`` or an
+  instance): it reads :class:`~nas.ir.ArchGraph`\ s, can be pretrained or zero-shot (fitted on another
+  benchmark), and transfers across spaces. Graphs are cached by genotype for the sampler's lifetime,
+  and ``refit_every`` defaults to 10 for it (a bagged GBDT fit takes seconds).
+
+Choices, and why:
+
+* **Restart- and worker-safe state.** The sampler keeps nothing that storage does not hold. Every
+  random draw of trial ``t`` comes from ``numpy.random.default_rng([seed, t.number])``, and the
+  predictor is refitted on a schedule that depends only on the study: after ``K`` complete trials,
+  where ``K`` is the largest multiple of ``refit_every`` reached, on the first ``K`` complete trials
+  in trial-number order, seeded with ``seed``. A sampler rebuilt from storage (a restart, another
+  worker) therefore fits the same predictor and proposes what the original would have.
+* **No repeats.** Candidates whose genotype already appears in the study (complete, pruned, running
+  or waiting) are dropped, so workers that sample at the same time do not pick the same architecture.
+* **Warm start.** Before ``n_startup_trials`` complete trials the sampler draws uniformly from the
+  space (valid genotypes only, unlike independent per-parameter sampling for NB101). A
+  ``pretrained`` predictor (a zero-shot one, or one fitted on another benchmark) is used as it is from
+  the first trial instead, and replaced by a copy refitted on the study's trials once there are
+  ``n_startup_trials`` of them (never, with ``refit_every=0``).
+* Parameters outside the architecture (a learning rate next to it) go to ``independent_sampler``
+  (a seeded :class:`~optuna.samplers.RandomSampler` by default).
+
+Single-objective only. The predictor is fitted on (and a pretrained one must predict) the objective
+in the study's own units; for ``direction="minimize"`` the acquisition is ``-mean + kappa * std``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import optuna
+from optuna.samplers import BaseSampler
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.errors import NasError, PredictorError
+from nas.integrations.spaces import ArchitectureMapping, InvalidArchitectureError, architecture_mapping
+from search_spaces.base import Genotype, SearchSpace
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
+
+    from nas.integrations.surrogates import ChoiceSurrogate
+    from nas.ir import ArchGraph
+    from predictors.base import Predictor
+
+    Model = Predictor | ChoiceSurrogate
+
+log = logging.getLogger(__name__)
+
+class PredictorSampler(BaseSampler):
+    """Rank many candidate architectures with a predictor; suggest the best by ``mean + kappa * std``.
+
+    Args:
+        space: the search space (name, ``NAME:ARGS``, instance or an :class:`ArchitectureMapping`).
+        predictor: a choice surrogate's name (``"forest"``, the default; see
+            :data:`~nas.integrations.surrogates.SURROGATES`), a registered graph predictor's name (built
+            with ``seed``), or an instance of either (deep-copied before each fit).
+        kappa: exploration weight of the acquisition.
+        n_candidates: candidates scored per trial.
+        mutation_fraction: share of candidates that are mutations of the ``n_parents`` best trials;
+            the rest are uniform draws.
+        n_startup_trials: complete trials before the predictor is used (unless ``pretrained``).
+        refit_every: refit after every this many new complete trials (0: fit once, or never when pretrained;
+            None: 1 for a choice surrogate, 10 for a graph predictor).
+        pretrained: ``predictor`` is already fitted; rank with it from the first trial.
+        independent_sampler: for parameters that are not part of the architecture.
+        target_transform: ``"copula"`` (default) fits the model on the Gaussian-copula transform of the
+            objective values (:func:`gaussian_copula`), ``"none"`` on the values themselves.
+        seed: seeds every draw and the predictor's fits.
+    """
+
+    def __init__(
+        self,
+        space: str | SearchSpace | ArchitectureMapping,
+        predictor: str | Predictor | ChoiceSurrogate = "forest",
+        *,
+        kappa: float = 1.0,
+        n_candidates: int = 128,
+        mutation_fraction: float = 0.5,
+        n_parents: int = 10,
+        n_startup_trials: int = 10,
+        refit_every: int | None = None,
+        pretrained: bool = False,
+        encoding: str = "categorical",
+        prefix: str = "",
+        independent_sampler: BaseSampler | None = None,
+        target_transform: str = "copula",
+        seed: int = 0,
+    ) -> None:
+        if n_candidates < 1 or not 0.0 <= mutation_fraction <= 1.0 or n_parents < 1:
+            raise NasError(f"PredictorSampler: n_candidates={n_candidates} must be >= 1, mutation_fraction="
+                           f"{mutation_fraction} in [0, 1], n_parents={n_parents} >= 1")
+        if n_startup_trials < 2 and not pretrained:
+            raise NasError(f"PredictorSampler: a predictor needs at least 2 trials to fit; n_startup_trials="
+                           f"{n_startup_trials}")
+        self.on_choices = _is_choice_model(predictor)
+        if refit_every is None:
+            refit_every = 1 if self.on_choices else 10
+        if target_transform not in TARGET_TRANSFORMS:
+            raise NasError(f"PredictorSampler: unknown target_transform {target_transform!r}; valid: "
+                           f"{', '.join(TARGET_TRANSFORMS)}")
+        self.target_transform = target_transform
+        if refit_every < 0:
+            raise NasError(f"PredictorSampler: refit_every must be >= 0; got {refit_every}")
+        self.mapping = space if isinstance(space, ArchitectureMapping) else architecture_mapping(space, encoding,
+                                                                                                prefix)
+        self.space = self.mapping.space
+        self.predictor_spec = predictor
+        self.kappa = float(kappa)
+        self.n_candidates, self.mutation_fraction, self.n_parents = n_candidates, mutation_fraction, n_parents
+        self.n_startup_trials, self.refit_every, self.pretrained = n_startup_trials, refit_every, pretrained
+        self.seed = int(seed)
+        self._independent = independent_sampler or optuna.samplers.RandomSampler(seed=seed)
+        self._model: Model | None = predictor if pretrained and not isinstance(predictor, str) else None
+        if pretrained and isinstance(predictor, str):
+            raise NasError("PredictorSampler: pretrained=True needs a fitted Predictor instance, not a name")
+        self._fitted_on: tuple[int, ...] | None = None  # trial numbers of the current fit
+        self._graphs: dict[str, ArchGraph] = {}  # by genotype text: candidates recur (mutations of the parents)
+
+    # ------------------------------------------------------------------ BaseSampler
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self.mapping.distributions()
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        self._raise_error_if_multi_objective(study)
+        rng = np.random.default_rng([self.seed, trial.number])
+        complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
+        complete = [t for t in complete if self._has_arch(t)]
+        model = self._current_model(study, complete)
+        seen = self._seen(study, trial)
+        if model is None:
+            g = self._fresh(rng, seen)
+            return self.mapping.params(g)
+        parents = self._parents(study, complete)
+        candidates = self._candidates(rng, parents, seen)
+        if not candidates:  # everything nearby was seen: fall back to a fresh draw
+            return self.mapping.params(self._fresh(rng, seen))
+        mean, std = self._predict(model, candidates)
+        # the predictor speaks in the study's units (a pretrained one too): orient them to "higher is better"
+        acq = self._sign(study) * np.asarray(mean, float) + self.kappa * np.asarray(std, float)
+        acq = np.where(np.isfinite(acq), acq, -np.inf)
+        best = np.flatnonzero(acq == acq.max())
+        choice = candidates[int(best[rng.integers(len(best))])]  # ties broken by the trial's own stream
+        return self.mapping.params(choice)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self._independent.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._independent.before_trial(study, trial)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        self._independent.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._independent.reseed_rng()
+
+    # ------------------------------------------------------------------ internals
+    def _has_arch(self, t: FrozenTrial) -> bool:
+        return all(n in t.params for n in self.mapping.names())
+
+    def _genotype(self, t: FrozenTrial) -> Genotype | None:
+        try:
+            return self.mapping.genotype(t.params)
+        except InvalidArchitectureError:
+            return None
+
+    def _graph(self, g: Genotype) -> ArchGraph:
+        key = self.space.format(g)
+        if key not in self._graphs:
+            self._graphs[key] = self.space.to_graph(g)
+        return self._graphs[key]
+
+    def _seen(self, study: optuna.Study, trial: FrozenTrial) -> set[str]:
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+        out = set()
+        for t in study.get_trials(deepcopy=False, states=states):
+            if t.number != trial.number and self._has_arch(t):
+                g = self._genotype(t)
+                if g is not None:
+                    out.add(self.space.format(g))
+        return out
+
+    def _fresh(self, rng: np.random.Generator, seen: set[str], tries: int = 1000) -> Genotype:
+        g = self.space.sample(rng)
+        for _ in range(tries):
+            if self.space.format(g) not in seen:
+                return g
+            g = self.space.sample(rng)
+        return g  # a space (nearly) exhausted: a repeat is all there is
+
+    def _sign(self, study: optuna.Study) -> float:
+        return -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
+
+    def _parents(self, study: optuna.Study, complete: list[FrozenTrial]) -> list[Genotype]:
+        sign = self._sign(study)
+        ranked = sorted(complete, key=lambda t: (-sign * float(t.values[0]), t.number))
+        out = []
+        for t in ranked[: self.n_parents]:
+            g = self._genotype(t)
+            if g is not None:
+                out.append(g)
+        return out
+
+    def _candidates(self, rng: np.random.Generator, parents: list[Genotype], seen: set[str]) -> list[Genotype]:
+        n_mut = round(self.n_candidates * self.mutation_fraction) if parents else 0
+        out: dict[str, Genotype] = {}
+        for i in range(self.n_candidates):
+            g = self.space.mutate(parents[i % len(parents)], rng) if i < n_mut else self.space.sample(rng)
+            key = self.space.format(g)
+            if key not in seen:
+                out.setdefault(key, g)
+        return list(out.values())
+
+    def _predict(self, model: Model, genotypes: list[Genotype]) -> tuple[np.ndarray, np.ndarray]:
+        if self.on_choices:
+            return model.predict(self.mapping.onehot(genotypes))  # type: ignore[arg-type]
+        return model.predict([self._graph(g) for g in genotypes])  # type: ignore[arg-type]
+
+    def _current_model(self, study: optuna.Study, complete: list[FrozenTrial]) -> Model | None:
+        n = len(complete)
+        if n < self.n_startup_trials:
+            return self._model if self.pretrained else None
+        if self.refit_every == 0:
+            k = self.n_startup_trials
+            if self.pretrained:
+                return self._model
+        else:
+            k = self.n_startup_trials + (n - self.n_startup_trials) // self.refit_every * self.refit_every
+        chosen = complete[:k]
+        numbers = tuple(t.number for t in chosen)
+        if numbers != self._fitted_on:
+            self._model = self._fit(study, chosen)
+            self._fitted_on = numbers
+        return self._model
+
+    def _fit(self, study: optuna.Study, trials: list[FrozenTrial]) -> Model:
+        from nas.integrations.surrogates import SURROGATES
+        from predictors import PREDICTORS
+
+        genotypes, y = [], []
+        for t in trials:
+            g = self._genotype(t)
+            if g is not None and np.isfinite(t.values[0]):
+                genotypes.append(g)
+                y.append(float(t.values[0]))
+        model: Any
+        if isinstance(self.predictor_spec, str):
+            registry: Any = SURROGATES if self.on_choices else PREDICTORS
+            model = registry.resolve(self.predictor_spec, seed=self.seed)
+        else:
+            model = copy.deepcopy(self.predictor_spec)
+        target = np.asarray(y, dtype=np.float64)
+        if self.target_transform == "copula":
+            target = gaussian_copula(target)
+        try:
+            if self.on_choices:
+                model.fit(self.mapping.onehot(genotypes), target)
+            else:
+                model.fit([self._graph(g) for g in genotypes], target)
+        except PredictorError as e:
+            raise PredictorError(f"PredictorSampler: fitting {type(model).__name__} on {len(y)} trials failed: "
+                                 f"{e}") from e
+        log.info("PredictorSampler: refitted %s on %d trials", type(model).__name__, len(y))
+        return model
+
+
+TARGET_TRANSFORMS = ("copula", "none")
+
+
+def gaussian_copula(y: np.ndarray) -> np.ndarray:
+    """``Phi^-1((rank(y) - 0.5) / n)``: the values' ranks mapped to standard-normal quantiles (ties averaged).
+
+    NB201-like objectives have a long tail of collapsed networks (10% accuracy next to 90%); fitted on
+    raw values, the model spends itself on the tail and its spread is largest near it. The copula keeps
+    only the order, which is all the acquisition's argmax needs, and makes the targets Gaussian --
+    the output warping of Salinas, Shen & Perrone ("A Quantile-based Approach for Hyperparameter
+    Transfer Learning", ICML 2020) and of HEBO (Cowen-Rivers et al., JAIR 2022).
+    """
+    from scipy.stats import norm, rankdata
+
+    y = np.asarray(y, dtype=np.float64)
+    return np.asarray(norm.ppf((rankdata(y) - 0.5) / len(y)), dtype=np.float64)
+
+
+def _is_choice_model(predictor: Any) -> bool:
+    """Whether ``predictor`` names or is a choice surrogate (else a graph Predictor); unknown names raise."""
+    from nas.integrations.surrogates import SURROGATES, ChoiceSurrogate
+    from predictors import PREDICTORS
+
+    if isinstance(predictor, str):
+        if predictor in SURROGATES:
+            return True
+        if predictor in PREDICTORS:
+            return False
+        raise NasError(f"PredictorSampler: unknown predictor {predictor!r}; choice surrogates: "
+                       f"{', '.join(SURROGATES.names())}; graph predictors: {', '.join(PREDICTORS.names())}")
+    from predictors.base import Predictor
+
+    if isinstance(predictor, Predictor):
+        return False
+    if isinstance(predictor, ChoiceSurrogate):
+        return True
+    raise NasError(f"PredictorSampler: a predictor is a name, a graph Predictor or a ChoiceSurrogate; got "
+                   f"{type(predictor).__name__}")
+
+
+def _tpe(o: _SamplerOptions) -> BaseSampler:
+    return optuna.samplers.TPESampler(seed=o.seed, n_startup_trials=o.n_startup_trials, multivariate=True,
+                                      constraints_func=o.constraints_func)
+
+
+def _random(o: _SamplerOptions) -> BaseSampler:
+    return optuna.samplers.RandomSampler(seed=o.seed)
+
+
+def _nsga2(o: _SamplerOptions) -> BaseSampler:
+    return optuna.samplers.NSGAIISampler(seed=o.seed, constraints_func=o.constraints_func)
+
+
+def _gp(o: _SamplerOptions) -> BaseSampler:
+    return optuna.samplers.GPSampler(seed=o.seed, n_startup_trials=o.n_startup_trials,
+                                     constraints_func=o.constraints_func)
+
+
+def _cmaes(o: _SamplerOptions) -> BaseSampler:
+    import importlib.util
+
+    if importlib.util.find_spec("cmaes") is None:
+        raise NasError("--sampler cmaes needs the cmaes package: pip install cmaes")
+    return optuna.samplers.CmaEsSampler(seed=o.seed, n_startup_trials=o.n_startup_trials,
+                                        independent_sampler=optuna.samplers.RandomSampler(seed=o.seed))
+
+
+def _predictor(o: _SamplerOptions) -> BaseSampler:
+    return PredictorSampler(o.space, o.predictor, seed=o.seed, n_startup_trials=max(2, o.n_startup_trials),
+                            kappa=o.kappa)
+
+
+@dataclass(frozen=True)
+class _SamplerOptions:
+    space: Any
+    seed: int
+    constraints_func: Any
+    n_startup_trials: int
+    predictor: str
+    kappa: float
+
+
+_FACTORIES = {"tpe": _tpe, "random": _random, "nsga2": _nsga2, "gp": _gp, "cmaes": _cmaes, "predictor": _predictor}
+#: Sampler names :func:`create_sampler` takes; ``cmaes`` needs the ``index`` encoding (see :func:`sampler_encoding`).
+SAMPLER_NAMES: tuple[str, ...] = tuple(_FACTORIES)
+
+
+def sampler_encoding(name: str) -> str:
+    """The architecture encoding a named sampler needs: ``index`` for CMA-ES, else ``categorical``."""
+    return "index" if name == "cmaes" else "categorical"
+
+
+def create_sampler(name: str, space: str | SearchSpace | ArchitectureMapping, *, seed: int = 0,
+                   constraints_func: Any = None, n_startup_trials: int = 10, predictor: str = "forest",
+                   kappa: float = 1.0) -> BaseSampler:
+    """An Optuna sampler by name (the CLI's ``--sampler``): ``tpe`` (multivariate), ``random``, ``nsga2``,
+    ``gp``, ``cmaes`` or ``predictor`` (:class:`PredictorSampler`). ``constraints_func`` goes to the
+    samplers that take one (TPE, NSGA-II, GP)."""
+    if name not in _FACTORIES:
+        raise NasError(f"unknown sampler {name!r}; valid: {', '.join(SAMPLER_NAMES)}")
+    return _FACTORIES[name](_SamplerOptions(space, seed, constraints_func, n_startup_trials, predictor, kappa))

@@ -1,0 +1,135 @@
+"""PredictorSampler: seeded, restartable from storage, no repeats, finds a known optimum."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from nas.errors import NasError
+from nas.integrations.optuna import PredictorSampler, create_sampler, make_objective, params_to_genotype
+from nas.ir import ArchGraph
+from nas.search.objectives import Evaluation
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class _Conv3Count:
+    """A toy objective with a known optimum: the number of 3x3 convolutions of an NB201 cell (max 6)."""
+
+    name = "conv3"
+
+    def evaluate(self, genotype: tuple[str, ...], graph: ArchGraph) -> Evaluation:
+        v = float(sum(op == "nor_conv_3x3" for op in genotype)) + 0.1 * sum(op == "nor_conv_1x1" for op in genotype)
+        return Evaluation(v, {"conv3": v})
+
+
+def _sampler(seed: int = 0) -> PredictorSampler:
+    # a graph predictor here (the forest, the default, has its own oracle test below)
+    return PredictorSampler("nb201", "text_ridge", seed=seed, n_startup_trials=6, refit_every=4, n_candidates=24)
+
+
+def _params(study: optuna.Study) -> list[dict[str, object]]:
+    return [t.params for t in sorted(study.trials, key=lambda t: t.number)]
+
+
+def test_seeded_and_finds_the_known_optimum() -> None:
+    objective = make_objective("nb201", _Conv3Count())
+    runs = []
+    for _ in range(2):
+        study = optuna.create_study(direction="maximize", sampler=_sampler(seed=3))
+        study.optimize(objective, n_trials=20)
+        runs.append(study)
+    assert _params(runs[0]) == _params(runs[1])
+    archs = [t.user_attrs["arch"] for t in runs[0].trials]
+    assert len(set(archs)) == len(archs)  # candidates already in the study are never proposed again
+    # at least 5 of 6 edges 3x3 convolutions: a uniform draw has that with probability 0.0016, 20 draws 3%
+    assert runs[0].best_value >= 5.0
+    other = optuna.create_study(direction="maximize", sampler=_sampler(seed=4))
+    other.optimize(objective, n_trials=8)
+    assert _params(other) != _params(runs[0])[:8]
+
+
+def test_restart_from_storage_continues_as_an_uninterrupted_run(tmp_path: Path) -> None:
+    objective = make_objective("nb201", _Conv3Count())
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    whole = optuna.create_study(storage=url, study_name="whole", direction="maximize", sampler=_sampler())
+    whole.optimize(objective, n_trials=13)
+    part = optuna.create_study(storage=url, study_name="part", direction="maximize", sampler=_sampler())
+    part.optimize(objective, n_trials=9)
+    resumed = optuna.load_study(storage=url, study_name="part", sampler=_sampler())  # a fresh process's sampler
+    resumed.optimize(objective, n_trials=4)
+    assert _params(resumed) == _params(whole)
+
+
+def test_minimize_pretrained_and_errors() -> None:
+    from predictors import PREDICTORS
+    from search_spaces import space_from_spec
+
+    space = space_from_spec("nb201")
+    rng = np.random.default_rng(0)
+    gs = [space.sample(rng) for _ in range(20)]
+    target = np.array([-sum(op == "nor_conv_3x3" for op in g) for g in gs], float)
+    zero_shot = PREDICTORS.resolve("text_ridge").fit([space.to_graph(g) for g in gs], target)
+    # pretrained to predict minus the conv count: in a minimized study of minus the count it ranks from trial 0
+    sampler = PredictorSampler("nb201", zero_shot, pretrained=True, refit_every=0, n_candidates=32, seed=0, kappa=0.0)
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+
+    def negated(trial: optuna.trial.Trial, g: tuple[str, ...]) -> float:
+        return -float(sum(op == "nor_conv_3x3" for op in g))
+
+    study.optimize(make_objective("nb201", negated), n_trials=3)
+    # the pretrained model already points at many 3x3 convs: >= 3 of 6 for each trial (a uniform draw: P = 0.1)
+    assert max(float(t.values[0]) for t in study.trials) <= -3
+    with pytest.raises(NasError, match="pretrained"):
+        PredictorSampler("nb201", "graph_gbdt", pretrained=True)
+    with pytest.raises(NasError, match="unknown sampler"):
+        create_sampler("hyperband", "nb201")
+
+
+def test_extra_parameters_go_to_the_independent_sampler() -> None:
+    study = optuna.create_study(direction="maximize", sampler=_sampler())
+
+    def objective(trial: optuna.trial.Trial) -> float:
+        from nas.integrations.optuna import suggest_architecture
+
+        g = suggest_architecture(trial, "nb201")
+        lr = trial.suggest_float("lr", 0.01, 0.1)
+        return float(sum(op == "nor_conv_3x3" for op in g)) + lr
+
+    study.optimize(objective, n_trials=8)
+    assert all(0.01 <= t.params["lr"] <= 0.1 for t in study.trials)
+    assert all(len(params_to_genotype("nb201", t.params)) == 6 for t in study.trials)
+
+
+def test_choice_forest_and_copula_against_oracles() -> None:
+    from scipy.stats import norm
+
+    from nas.integrations.samplers import gaussian_copula
+    from nas.integrations.spaces import architecture_mapping
+    from nas.integrations.surrogates import ChoiceForest
+
+    z = gaussian_copula(np.array([3.0, 1.0, 2.0, 2.0]))  # ranks 4, 1, 2.5, 2.5 of 4
+    assert z == pytest.approx(norm.ppf(np.array([3.5, 0.5, 2.0, 2.0]) / 4))
+    mapping = architecture_mapping("nb201")
+    rng = np.random.default_rng(0)
+    gs = [mapping.space.sample(rng) for _ in range(120)]
+    x = mapping.onehot(gs)
+    assert x.shape == (120, 6 * 5) and np.array_equal(x.sum(axis=1), np.full(120, 6.0))
+    for g, row in zip(gs, x, strict=True):  # one hot per edge, at the op's index
+        assert [int(np.flatnonzero(row[5 * e: 5 * e + 5])[0]) for e in range(6)] == list(mapping.choice_indices(g))
+    y = np.array([sum(op == "nor_conv_3x3" for op in g) for g in gs], float)
+    forest = ChoiceForest(seed=0).fit(x[:80], y[:80])
+    mean, std = forest.predict(x[80:])
+    # an additive target is hard for trees on little data (0.55 on 40 rows); a model that ignores x gives ~0
+    assert np.corrcoef(mean, y[80:])[0, 1] > 0.5 and np.all(std >= 0)
+    again = ChoiceForest(seed=0).fit(x[:80], y[:80]).predict(x[80:])
+    assert np.array_equal(mean, again[0])  # seeded
+    with pytest.raises(NasError, match="before fit"):
+        ChoiceForest().predict(x)
+    with pytest.raises(NasError, match="width"):
+        forest.predict(x[:, :10])
+    with pytest.raises(NasError, match="unknown predictor"):
+        PredictorSampler("nb201", "no_such_model")
