@@ -31,11 +31,11 @@ from nas.errors import NasError
 log = logging.getLogger(__name__)
 
 #: Modules that add sub-commands: each defines ``register(subparsers)``.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES = ("nas.search.differentiable.cli",)
 #: Modules that run some ``nas search`` invocations instead of the evolutionary loop. Each defines
 #: ``add_search_arguments(parser)``, ``handles_search(args) -> bool`` and ``cmd_search(args) -> int``.
 #: Both kinds import their heavy dependencies inside the functions that run, not at import.
-SEARCH_BACKENDS = ("nas.integrations.cli",)
+SEARCH_BACKENDS = ("nas.integrations.cli", "nas.search.differentiable.cli")
 
 
 def _modules(names: Sequence[str]) -> list[Any]:
@@ -240,8 +240,8 @@ def cmd_proxies(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     for backend in _modules(SEARCH_BACKENDS):
         if backend.handles_search(args):
-            result: int = backend.cmd_search(args)
-            return result
+            code: int = backend.cmd_search(args)
+            return code
     from nas.search import SearchConfig, run_search
 
     if args.resume:

@@ -333,6 +333,23 @@ def _make_op(op: str, c: int, stride: int, affine: bool) -> nn.Module:
     return _DilConv(c, k, stride, 2, affine)
 
 
+def make_op(op: str, c: int, stride: int = 1, affine: bool = True) -> nn.Module:
+    """The module of one cell edge carrying ``op`` (one of :data:`ALL_OPS`), ``c`` channels in and out.
+
+    ``stride=2`` on the edges from the two cell inputs of a reduction cell. The networks of this
+    space and the differentiable-search supernet (:mod:`nas.search.differentiable`) share it.
+    """
+    if op not in ALL_OPS:
+        raise GenotypeError(f"unknown DARTS op {op!r}; valid: {ALL_OPS}")
+    return _make_op(op, c, stride, affine)
+
+
+def make_preprocess(c_in: int, c_out: int, reduction_prev: bool) -> nn.Module:
+    """A cell's input preprocessing to ``c_out`` channels: a FactorizedReduce (halving the resolution)
+    when the previous cell reduced, else ReLU-Conv1x1-BN (as :class:`DartsCell` builds its ``preprocess0``)."""
+    return _FactorizedReduce(c_in, c_out, True) if reduction_prev else _ReLUConvBN(c_in, c_out, 1, 1, 0, True)
+
+
 def _op_params(op: str, c: int, stride: int, affine: bool) -> int:
     """Parameters of :func:`_make_op` (``op``, ``c``, ``stride``, ``affine``), without building it."""
     bn = 2 * c if affine else 0

@@ -174,6 +174,18 @@ def _edge_op(op: str, c: int) -> nn.Module:
     return _ReLUConvBN(c, c, 1 if op == "nor_conv_1x1" else 3, 1)
 
 
+def edge_op(op: str, c: int) -> nn.Module:
+    """The module of one cell edge carrying ``op`` (one of :data:`OPS`) with ``c`` channels.
+
+    The networks of this space and the differentiable-search supernet
+    (:mod:`nas.search.differentiable`) both build their edges with it, so they share one definition.
+    ``(N, c, H, W) -> (N, c, H, W)``.
+    """
+    if op not in OPS:
+        raise GenotypeError(f"unknown NB201 op {op!r}; valid: {OPS}")
+    return _edge_op(op, c)
+
+
 class NB201Cell(nn.Module):
     """One NAS-Bench-201 cell with ``c`` channels."""
 
