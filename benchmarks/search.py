@@ -189,10 +189,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         reference = _objective("zc").reference_scores
 
     jobs: list[tuple[str, str, int, dict[str, Any], str]] = []
-    for exp in experiments:
-        kind = "tabular" if exp == "tabular" else "zc"
-        for strat in (("nsga2", "random") if exp == "nsga2" else ("evolution", "random")):
-            for seed in range(args.seeds):
+    # seed-major order: a run stopped early holds the first seeds of every experiment
+    for seed in range(args.seeds):
+        for exp in experiments:
+            kind = "tabular" if exp == "tabular" else "zc"
+            for strat in (("nsga2", "random") if exp == "nsga2" else ("evolution", "random")):
                 config = dict(
                     space="nb201", strategy=strat, budget=budgets[-1], seed=seed,
                     objective="tabular" if kind == "tabular" else "ensemble",
