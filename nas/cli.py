@@ -9,6 +9,12 @@ Sub-commands::
     nas search [--space nb201] [--strategy evolution] [--objective ensemble] [--budget 50]
                [--latency measured|table:DEV] [--max-latency-ms MS] [--max-params M] [--out RUN_DIR]
     nas search --resume RUN_DIR
+    nas search --study NAME [--storage URL] [--sampler tpe|predictor|...]     (nas.integrations.cli)
+    nas search --strategy darts|darts2|gdas|proxyless [--epochs E] [...]      (nas.search.differentiable.cli)
+    nas latency build-lut --space mbv3|nb201                                  (nas.search.differentiable.cli)
+    nas predictor train --space nb201 --target cifar10_test_acc --n 100 -o model.nasp [--predictor P] [--json]
+    nas predictor eval model.nasp [--n-test 1000] [--json]                    (predictors.cli)
+    nas predict model.nasp FILE.onnx | --space S --arch A [--json]            (predictors.cli)
     nas proxies [--json]
     nas spaces [--json]
 
@@ -31,7 +37,7 @@ from nas.errors import NasError
 log = logging.getLogger(__name__)
 
 #: Modules that add sub-commands: each defines ``register(subparsers)``.
-COMMAND_MODULES = ("nas.search.differentiable.cli",)
+COMMAND_MODULES = ("predictors.cli", "nas.search.differentiable.cli")
 #: Modules that run some ``nas search`` invocations instead of the evolutionary loop. Each defines
 #: ``add_search_arguments(parser)``, ``handles_search(args) -> bool`` and ``cmd_search(args) -> int``.
 #: Both kinds import their heavy dependencies inside the functions that run, not at import.
@@ -318,11 +324,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     se = sub.add_parser("search", help="search a space for the best architecture under constraints (resumable)")
     se.add_argument("--space", default="nb201", help="a registered space, NAME or NAME:ARGS (default nb201)")
-    se.add_argument("--strategy", default="evolution", help="random, evolution (default), local or nsga2")
+    se.add_argument("--strategy", default="evolution",
+                    help="random, evolution (default), local, nsga2; differentiable: darts, darts2, gdas, proxyless")
     se.add_argument("--objective", default="ensemble",
-                    help="ensemble (default), a proxy name, or tabular[:COLUMN] (NB201 benchmarking only)")
+                    help="ensemble (default), a proxy name, tabular[:COLUMN] (NB201 benchmarking only), "
+                         "or predictor:FILE.nasp (a saved predictor)")
     se.add_argument("--budget", type=int, default=50, help="evaluations (default 50)")
-    se.add_argument("--latency", default=None, help="latency cost model: measured or table:DEVICE (e.g. table:pixel3)")
+    se.add_argument("--latency", default=None,
+                    help="latency cost model: measured, table:DEVICE (e.g. table:pixel3) or predicted:FILE.nasp "
+                         "(a saved latency predictor)")
     se.add_argument("--max-latency-ms", type=float, default=None, help="reject candidates slower than this")
     se.add_argument("--max-params", type=float, default=None, help="reject candidates with more parameters (M)")
     se.add_argument("--max-flops", type=float, default=None, help="reject candidates with more FLOPs (M)")

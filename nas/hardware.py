@@ -12,6 +12,8 @@ spec                unit  what it is
 ``measured``        ms    onnxruntime latency on this machine, batch 1 (see :class:`MeasuredLatency`)
 ``table:DEVICE``    ms    NAS-Bench-201's measured latency on DEVICE (``table:pixel3``, ...), for
                           NB201 genotypes only, from ``nb201/nb201_latency_help.csv``
+``predicted:FILE``  ms    a saved latency predictor (``nas predictor train --target latency:DEVICE``
+                          or ``--target measured``), for any graph: where no table exists
 ==================  ====  =====================================================================
 
 A :class:`Constraint` is a cost model with a bound; the search loop applies constraints to a
@@ -35,7 +37,8 @@ from nas.registry import Registry
 
 log = logging.getLogger(__name__)
 
-__all__ = ["COST_MODELS", "Constraint", "CostModel", "MeasuredLatency", "TableLatency", "cost_model_from_spec"]
+__all__ = ["COST_MODELS", "Constraint", "CostModel", "MeasuredLatency", "PredictedLatency", "TableLatency",
+           "cost_model_from_spec"]
 
 
 @runtime_checkable
@@ -155,17 +158,54 @@ class TableLatency:
         return self._by_arch[arch]
 
 
+class PredictedLatency:
+    """The mean prediction of a saved latency predictor (:mod:`predictors.latency`), in its unit (ms).
+
+    ``path`` is an archive written by ``nas predictor train`` (any registered predictor loads; one
+    that needs ``features`` cannot serve here). The predictor's ``label`` (``table:pixel3``,
+    ``measured``, ...) becomes :attr:`device`, so constraints print what the latency stands for.
+    Predictions are cached by graph fingerprint.
+    """
+
+    name = "predicted"
+
+    def __init__(self, path: str | Path) -> None:
+        from predictors import load_predictor
+
+        self.path = Path(path)
+        self.predictor = load_predictor(self.path)
+        config = getattr(self.predictor, "config", None)
+        self.unit = str(getattr(config, "unit", "ms"))
+        self.device = str(getattr(config, "label", "") or self.path.name)
+        self._cache: dict[str, float] = {}
+
+    def cost(self, graph: ArchGraph, genotype: Any = None) -> float:
+        key = graph.fingerprint()
+        if key not in self._cache:
+            mean, _ = self.predictor.predict([graph])
+            value = float(np.asarray(mean).reshape(-1)[0])
+            if not np.isfinite(value):
+                raise SearchError(f"the latency predictor {self.path} gave {value} for {graph.name}")
+            self._cache[key] = value
+        return self._cache[key]
+
+
 COST_MODELS.register("params")(Params)
 COST_MODELS.register("flops")(Flops)
 COST_MODELS.register("measured")(MeasuredLatency)
 COST_MODELS.register("table")(TableLatency)
+COST_MODELS.register("predicted")(PredictedLatency)
 
 
 def cost_model_from_spec(spec: str | CostModel, data_dir: str | Path | None = None) -> CostModel:
-    """``params``, ``flops``, ``measured`` or ``table:DEVICE`` (see the module docstring)."""
+    """``params``, ``flops``, ``measured``, ``table:DEVICE`` or ``predicted:FILE`` (see the module docstring)."""
     if not isinstance(spec, str):
         return spec
     name, _, arg = spec.partition(":")
+    if name == "predicted":
+        if not arg:
+            raise SearchError("predicted latency needs a saved predictor: predicted:FILE.nasp")
+        return PredictedLatency(arg)
     if name == "table":
         if not arg:
             raise SearchError("table latency needs a device: table:DEVICE, e.g. table:pixel3")

@@ -353,6 +353,40 @@ def _read_arrays(z: zipfile.ZipFile, meta: Mapping[str, Any], path: Path) -> dic
     return arrays
 
 
+def set_provenance(path: str | Path, info: Mapping[str, Any]) -> None:
+    """Record how the predictor at ``path`` was trained (space, target, sample size, seed, ...) in its
+    ``meta.json`` as ``provenance``; the predictors ignore it, ``nas predictor eval`` reads it to
+    evaluate on architectures the predictor did not see. The archive is rewritten atomically."""
+    path = Path(path)
+    read_archive(path)  # a damaged archive fails here, with the usual message
+    with zipfile.ZipFile(path) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    meta = json.loads(members["meta.json"])
+    meta["provenance"] = _jsonable(dict(info))
+    members["meta.json"] = json.dumps(meta, indent=1, sort_keys=True, allow_nan=False).encode()
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
+            for name, raw in members.items():
+                z.writestr(name, raw)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def provenance(path: str | Path) -> dict[str, Any]:
+    """The ``provenance`` that :func:`set_provenance` recorded in the archive (``{}`` if none)."""
+    path = Path(path)
+    read_archive(path)
+    with zipfile.ZipFile(path) as z:
+        info = json.loads(z.read("meta.json")).get("provenance", {})
+    if not isinstance(info, dict):
+        raise PredictorFileError(f"{path}: meta.json field 'provenance' must be an object; got {info!r}")
+    return info
+
+
 def require(archive: Archive, names: Sequence[str], path: str | Path) -> None:
     """Raise :class:`PredictorFileError` unless ``archive`` holds every array in ``names``."""
     missing = [n for n in names if n not in archive.arrays]

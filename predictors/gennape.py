@@ -54,7 +54,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,6 +211,9 @@ class GennapePredictor:
         self._in_scaler = Standardizer(np.zeros(0), np.ones(0))
         self._y_mean, self._y_scale = 0.0, 1.0
         self._n_features = 0
+        #: Called as ``progress(stage, done, total)`` after each member's pretraining (``"pretrain"``) and
+        #: head fitting (``"fit"``); the CLI draws its progress bar from it. Not saved.
+        self.progress: Callable[[str, int, int], None] | None = None
 
     # ------------------------------------------------------------------ pretraining
     def pretrain(self, graphs: Sequence[ArchGraph]) -> GennapePredictor:
@@ -223,8 +226,11 @@ class GennapePredictor:
                                     cfg.views, cfg.aug_p, cfg.jitter)
         with torch_threads(cfg.threads):
             data = [graph_data(g) for g in graphs]
-            self.pretrain_losses = [pretrain(m.encoder, graphs, settings, m.rng, m.gen, data=data)
-                                    for m in self._members]
+            self.pretrain_losses = []
+            for k, m in enumerate(self._members):
+                self.pretrain_losses.append(pretrain(m.encoder, graphs, settings, m.rng, m.gen, data=data))
+                if self.progress is not None:
+                    self.progress("pretrain", k + 1, cfg.members)
         self._pretrained = True
         return self
 
@@ -248,6 +254,8 @@ class GennapePredictor:
             for k, member in enumerate(self._members):
                 self._fit_member(member, data, side_t, yz)
                 log.debug("gennape member %d/%d fitted on %d graphs", k + 1, cfg.members, len(graphs))
+                if self.progress is not None:
+                    self.progress("fit", k + 1, cfg.members)
         self._fitted = True
         return self
 

@@ -44,7 +44,7 @@ import numpy as np
 from nas.errors import ConstraintError, SearchError
 from nas.hardware import Constraint, CostModel, cost_model_from_spec
 from nas.search.base import STRATEGIES, Strategy
-from nas.search.objectives import Evaluation, Objective, ProxyObjective, TabularObjective
+from nas.search.objectives import Evaluation, Objective, PredictorObjective, ProxyObjective, TabularObjective
 from search_spaces import space_from_spec
 from search_spaces.base import SearchSpace
 
@@ -77,9 +77,10 @@ class SearchConfig:
         if self.strategy not in STRATEGIES:
             raise SearchError(f"unknown strategy {self.strategy!r}; valid: {', '.join(STRATEGIES.names())}")
         if self.max_latency_ms is not None and self.latency is None:
-            raise SearchError("--max-latency-ms needs --latency measured|table:DEVICE")
+            raise SearchError("--max-latency-ms needs --latency measured|table:DEVICE|predicted:FILE")
         if self.strategy == "nsga2" and self.latency is None:
-            raise SearchError("nsga2 trades the objective against latency: give --latency measured|table:DEVICE")
+            raise SearchError("nsga2 trades the objective against latency: give --latency measured|table:DEVICE|"
+                              "predicted:FILE")
         if self.max_tries < 1:
             raise SearchError(f"max_tries must be at least 1; got {self.max_tries}")
 
@@ -102,10 +103,12 @@ def make_objective(config: SearchConfig, space: SearchSpace) -> Objective:
     if spec.startswith("tabular"):
         _, _, metric = spec.partition(":")
         return TabularObjective(space, metric or "cifar10valid_valid_acc", data_dir=config.data_dir)
+    if spec.startswith("predictor:"):
+        return PredictorObjective.from_file(spec.partition(":")[2])
     from proxies import PROXIES
 
     if spec != "ensemble" and spec not in PROXIES:
-        raise SearchError(f"unknown objective {spec!r}; valid: ensemble, tabular[:COLUMN], "
+        raise SearchError(f"unknown objective {spec!r}; valid: ensemble, tabular[:COLUMN], predictor:FILE.nasp, "
                           f"or a proxy: {', '.join(PROXIES.names())}")
     return ProxyObjective(space, spec, data=config.data, batch=config.batch, seed=config.seed,
                           data_dir=config.data_dir, reference=config.reference)

@@ -14,7 +14,7 @@ search loop records which candidates were served from the cache.
   (``cifar10valid_valid_acc`` by default). It reads the table only for genotypes it evaluates, and
   :meth:`TabularObjective.truth` (the test accuracy a benchmark reports) only for those.
 * :class:`PredictorObjective` -- the mean prediction of any trained model with the ``Predictor``
-  contract (``predict(graphs) -> (mean, std)``).
+  contract (``predict(graphs) -> (mean, std)``); ``predictor:FILE.nasp`` loads a saved one.
 
 A candidate that cannot be scored (a proxy raising :class:`~nas.errors.ProxyError`, e.g. jacov of a
 cell whose output ignores its input) gets ``value=None`` and the error: the search records it as an
@@ -31,7 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from nas.errors import ProxyError, SearchError
+from nas.errors import NasError, ProxyError, SearchError
 from nas.ir import ArchGraph
 from search_spaces.base import Genotype, SearchSpace
 
@@ -197,8 +197,18 @@ class PredictorObjective(_Cached):
         self.predictor = predictor
         self.name = name
 
+    @classmethod
+    def from_file(cls, path: str | Path) -> PredictorObjective:
+        """The objective of a predictor saved by ``nas predictor train`` (``--objective predictor:FILE``)."""
+        from predictors import load_predictor
+
+        return cls(load_predictor(path), name=f"predictor:{path}")
+
     def _evaluate(self, genotype: Genotype, graph: ArchGraph) -> Evaluation:
-        mean, std = self.predictor.predict([graph])
+        try:
+            mean, std = self.predictor.predict([graph])
+        except NasError as e:  # e.g. a predictor fitted with proxy features: it cannot score a graph alone
+            return Evaluation(None, {}, f"the predictor cannot score this architecture: {e}")
         m, s = float(np.asarray(mean).reshape(-1)[0]), float(np.asarray(std).reshape(-1)[0])
         if not np.isfinite(m):
             return Evaluation(None, {"mean": m, "std": s}, f"the predictor gave a non-finite mean {m}")

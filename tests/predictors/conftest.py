@@ -21,6 +21,7 @@ FAST: dict[str, dict[str, Any]] = {
     "zc_gbdt": {"n_estimators": 15, "bags": 3},
     "graph_gbdt": {"n_estimators": 15, "bags": 3, "buckets": 32},
     "text_ridge": {"n_features": 256, "bags": 3},
+    "kernel_latency": {"bags": 3},
 }
 
 SPACE = NB201Space(c=4, n=1)
@@ -63,7 +64,7 @@ def reordered(graph: ArchGraph, rng: np.random.Generator) -> ArchGraph:
     """The same graph with its nodes in another (random) topological order."""
     preds = {n.name: {r.node for _, r in n.refs} for n in graph}
     done: set[str] = set()
-    order = []
+    order: list[Any] = []
     while len(order) < len(graph):
         ready = [n for n in graph if n.name not in done and preds[n.name] <= done]
         pick = ready[int(rng.integers(len(ready)))]

@@ -68,7 +68,7 @@ def test_same_seed_same_predictions(name: str, fitted, graphs, targets, features
 def test_save_load_identical(name: str, fitted, graphs, features, tmp_path: Path) -> None:
     path = tmp_path / f"{name}.zip"
     fitted[name].save(path)
-    for loaded in (type(fitted[name]).load(path), load_predictor(path)):  # type: ignore[attr-defined]
+    for loaded in (type(fitted[name]).load(path), load_predictor(path)):
         assert type(loaded) is type(fitted[name])
         a = fitted[name].predict(graphs[TEST], features=features[TEST])
         b = loaded.predict(graphs[TEST], features=features[TEST])
@@ -198,7 +198,7 @@ def test_newer_version_of_every_predictor_is_refused(name: str, fitted, tmp_path
     with pytest.raises(PredictorVersionError):
         load_predictor(tmp_path / "new.zip")
     with pytest.raises(PredictorVersionError):
-        type(fitted[name]).load(tmp_path / "new.zip")  # type: ignore[attr-defined]
+        type(fitted[name]).load(tmp_path / "new.zip")
 
 
 @pytest.mark.parametrize("name", NAMES)

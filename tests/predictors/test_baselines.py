@@ -34,7 +34,8 @@ def test_widths_and_single_bag(graphs, targets, features) -> None:
 
 
 def test_text_ridge_is_scikit_learns_ridge(graphs, targets) -> None:
-    p = TextRidge(n_features=128, bags=1).fit(graphs[TRAIN], targets[TRAIN])
+    p = TextRidge(n_features=128, bags=1)
+    p.fit(graphs[TRAIN], targets[TRAIN])
     x = p._encode(graphs, None)
     z = p._scaler.transform(x)
     ref = RidgeCV(alphas=p.config.alphas).fit(z[TRAIN], targets[TRAIN])

@@ -76,6 +76,7 @@ def test_prediction_is_the_membership_weighted_head_average(graphs, targets) -> 
     mus, variances = [], []
     for k, member in enumerate(p._members):
         z = member.scaler.transform(_embed(member.encoder, data))
+        assert member.heads is not None
         with torch.no_grad():
             heads = member.heads(torch.from_numpy(np.concatenate([z, side], axis=1)).float()).double().numpy()
         heads = heads * p._y_scale + p._y_mean

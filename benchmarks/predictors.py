@@ -1,0 +1,640 @@
+"""Predictor benchmark: sample efficiency, zero-shot transfer, ablations, latency accuracy.
+
+    python -m benchmarks.predictors [--experiments curves,curves_zc,zeroshot,ablations,latency]
+        [--ns 50,100,200,500,1000] [--seeds 5] [--n-test 1000] [--workdir DIR] [--out predictors.json]
+
+Every (experiment, setting, seed) result is a JSON file under ``--workdir/results``; a run computes
+only what is missing, so the benchmark can be run in parts and resumed after an interruption. The
+table, the JSON (``--out``) and the PNG (``--out`` with ``.png``) summarize every cached result of the
+requested experiments, as mean ± std over the seeds that exist (the count is printed).
+
+Experiments (BENCHMARKS.md, "Predictors" and "Latency"):
+
+* ``curves``: NB201 CIFAR-10 test accuracy. Seed ``s`` permutes the 15,625 architectures with
+  ``--seed + s``; the first ``--n-test`` are the test set, the next ``n`` the training set (so the
+  training sets for growing ``n`` are nested and the test set is the same for every ``n`` of a seed).
+  Methods: ``gennape``, ``graph_gbdt``, ``text_ridge``. Spearman ρ, Kendall τ, precision@top-5%.
+* ``curves_zc``: the zero-cost-feature variants. The proxy scores are NASLib's (``nb201_zc_naslib.csv``,
+  CIFAR-10, 12 proxies), which cover 725 architectures only; computing 12 proxies for 2,000+ NB201
+  networks takes about 3 s each on this machine, so these runs use the NASLib sample: ``n`` training
+  and all the remaining (at least 525) test architectures. Methods: ``gennape+zc``, ``zc_gbdt`` and,
+  on the same splits, ``gennape`` and ``best_proxy`` (the single proxy with the best ρ on the test set,
+  chosen after the fact: an upper bound for any single proxy). Features enter as
+  ``sign(x) log(1 + |x|)`` (synflow spans 40 orders of magnitude).
+* ``zeroshot``: trained on NB101 (500 sample, ``val_accuracy``), tested on all 15,625 NB201
+  architectures (``cifar10_test_acc``); trained on ``--zs-n`` NB201 architectures
+  (``cifar10valid_valid_acc``), tested on the NB101 sample and the NB301 sample (``val_accuracy``).
+  ``+ft50``: GENNAPE-style adaptation with 50 labelled target architectures: the encoders are
+  pretrained contrastively on the source and all target graphs (unlabelled), the heads fit on the
+  source plus the 50 target architectures with the targets standardized per space (ranks within a
+  space are what transfer), tested on the other target architectures; ``target50`` fits on the 50
+  target architectures alone, for reference.
+* ``ablations``: NB201, ``n = 100``: the full GENNAPE-style predictor, without contrastive
+  pretraining (randomly initialized, frozen encoders), without the fuzzy ensemble (one cluster,
+  one head), with MSE only (no ranking loss), and a plain GNN regressor (one encoder trained end to
+  end with one MLP head by MSE: no pretraining, no clusters, no members).
+* ``latency``: 500 NB201 architectures per device (``pixel3``, ``raspi4``, ``fpga``, ``eyeriss``,
+  ``gold_6226``), 1,000 held out; ``kernel_latency``, ``graph_gbdt`` and a GNN (``gennape``, MSE);
+  share within ±10%, RMSE, ρ. ``measured``: onnxruntime latency on this machine (batch 1, 1 thread,
+  10 warm-up runs, median of 30), cached in ``--workdir``; trained on the first 500 measured
+  architectures, tested on the rest. Two ceilings say what any predictor could reach:
+  ``ceiling_literal``, a ridge model with all interactions up to order 3 of the literal cell's
+  one-hot genotype, fitted on 12,000 architectures and scored on its own training set (the
+  share of the table that *any* function of the genotype matches within ±10%: below 100% only
+  through measurement noise); and for ``measured``, a second independent measurement of 100
+  architectures against the first.
+
+Notes on the latency figures. HW-NAS-Bench's ``fpga`` and ``eyeriss`` latencies are exactly linear
+in the *literal* cell's op counts (``opcount_linear_within_10pct`` = 1.0: four numbers fit all 15,625),
+but the IR is the canonical computation: the NB201 builder emits one ``AvgPool`` for several
+``avg_pool_3x3`` edges that read the same node (they compute the same tensor), shares one ``Relu``
+between convolutions of the same input, and drops ``none`` edges. A cell with three pools on node 0
+and one with a single pool there have the same IR, and different ``eyeriss`` latencies (a pool
+costs as much as a 3x3 convolution there), so no predictor on the IR can separate them. ``pixel3``
+and ``raspi4`` are measurements with large noise: a model with every interaction up to order 3
+of the literal genotype matches only about 70% of its own 12,000 training values within ±10%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import pickle
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks._common import add_common_args, print_settings, print_table, settings, write_json
+from nas.ir import ArchGraph
+
+log = logging.getLogger(__name__)
+
+EXPERIMENTS = ("curves", "curves_zc", "zeroshot", "ablations", "latency")
+DEVICES = ("pixel3", "raspi4", "fpga", "eyeriss", "gold_6226")
+CURVE_METHODS = ("gennape", "graph_gbdt", "text_ridge")
+#: Settings of the methods (one thread everywhere: the benchmark shares the machine).
+GENNAPE: dict[str, Any] = {"threads": 1}
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "no_pretrain": {"pretrain_epochs": 0},
+    "no_fuzzy": {"clusters": 1},
+    "plain_gnn": {"pretrain_epochs": 0, "clusters": 1, "members": 1, "rank_loss": "none", "use_globals": False,
+                  "epochs": 50, "finetune_epochs": 150, "encoder_lr": 1e-3},
+    "mse_only": {"rank_loss": "none"},
+}
+LATENCY_GNN: dict[str, Any] = {"rank_loss": "none", "members": 2, "clusters": 2}
+_RANK_COLUMNS = ("spearman", "spearman_std", "kendall", "precision_at_5pct", "precision_at_5pct_std", "seconds")
+#: The printed columns per experiment (the JSON holds every aggregate).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "curves": ("method", "n", "seeds", *_RANK_COLUMNS),
+    "curves_zc": ("method", "n", "seeds", *_RANK_COLUMNS),
+    "ablations": ("method", "n", "seeds", *_RANK_COLUMNS),
+    "zeroshot": ("key", "method", "seeds", *_RANK_COLUMNS),
+    "latency": ("device", "method", "seeds", "within_10pct", "within_10pct_std", "rmse", "spearman",
+                "fit_within_10pct", "opcount_linear_within_10pct", "seconds"),
+}
+
+
+# --------------------------------------------------------------------------- graph cache
+# Building a graph costs from 10 ms (NB201, NB101: ONNX written directly) to several seconds (NB301:
+# a TorchScript export of the DARTS network). The runs need the same graphs many times, so
+# GraphStore keeps them under ``workdir/graphs/<space>-v<CACHE_VERSION>.pkl`` without their weight
+# values (the predictors read structure, shapes, params and FLOPs; fingerprints, params and FLOPs are
+# unchanged by the stripping). The file is pickled: a private cache of this benchmark, written and
+# read by the same code on the same machine, never an exchanged format; delete it when the IR changes.
+
+#: Bump when the IR changes in a way that makes cached graphs stale.
+CACHE_VERSION = 1
+
+
+def strip(graph: ArchGraph) -> ArchGraph:
+    """``graph`` without weight values (structure, shapes, params and FLOPs are kept)."""
+    nodes = [dataclasses.replace(n, weights={}) for n in graph]
+    return ArchGraph(nodes, list(graph.outputs), list(graph.output_shapes), name=graph.name, has_weights=False)
+
+
+class GraphStore:
+    """``graphs(space, archs)``: the stripped graphs of ``archs`` (the space's text), built once."""
+
+    def __init__(self, workdir: str | Path | None) -> None:
+        self.workdir = None if workdir is None else Path(workdir) / "graphs"
+        self._mem: dict[str, dict[str, ArchGraph]] = {}
+
+    def _path(self, space: str) -> Path | None:
+        return None if self.workdir is None else self.workdir / f"{space}-v{CACHE_VERSION}.pkl"
+
+    def _load(self, space: str) -> dict[str, ArchGraph]:
+        if space not in self._mem:
+            path = self._path(space)
+            self._mem[space] = pickle.loads(path.read_bytes()) if path is not None and path.is_file() else {}
+        return self._mem[space]
+
+    def _save(self, space: str) -> None:
+        path = self._path(space)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(pickle.dumps(self._mem[space], protocol=5))
+        os.replace(tmp, path)
+
+    def graphs(self, space: str, archs: Sequence[str], *, persist: bool = True,
+               progress: bool = False) -> list[ArchGraph]:
+        """The graphs of ``archs``; new ones are built with ``space_from_spec(space).to_graph`` and, with
+        ``persist``, written to the cache every 50 new graphs and at the end."""
+        from tqdm import tqdm
+
+        from search_spaces import space_from_spec
+
+        cache = self._load(space)
+        missing = [a for a in dict.fromkeys(archs) if a not in cache]
+        if missing:
+            sp = space_from_spec(space)
+            for k, a in enumerate(tqdm(missing, desc=f"graphs {space}", unit="arch", disable=not progress)):
+                cache[a] = strip(sp.to_graph(sp.parse(a)))
+                if persist and (k + 1) % 50 == 0:
+                    self._save(space)
+            if persist:
+                self._save(space)
+        return [cache[a] for a in archs]
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+class Runner:
+    """Data, graphs and the result cache shared by the experiments."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.data_dir = args.data_dir
+        self.workdir = Path(args.workdir)
+        self.store = GraphStore(self.workdir)
+        self._labelled: dict[tuple[str, str], Any] = {}
+
+    def labelled(self, space: str, target: str) -> Any:
+        from predictors.data import labelled
+
+        key = (space, target)
+        if key not in self._labelled:
+            self._labelled[key] = labelled(space, target, self.data_dir)
+        return self._labelled[key]
+
+    def graphs(self, space: str, archs: Sequence[str]) -> list[Any]:
+        # NB201 graphs take 10 ms to build and 20 kB each to keep: build them, do not store them
+        return self.store.graphs(space, archs, persist=space != "nb201", progress=self.args.progress)
+
+    def cached(self, experiment: str, key: str, seed: int, compute: Callable[..., dict[str, Any]],
+               *args: Any) -> dict[str, Any]:
+        """``compute(*args)``, or its result of an earlier run (``workdir/results/<experiment>/<key>-s<seed>.json``)."""
+        path = self.workdir / "results" / experiment / f"{key}-s{seed}.json"
+        if path.is_file():
+            result: dict[str, Any] = json.loads(path.read_text())
+            return result
+        t = time.perf_counter()
+        result = compute(*args)
+        result["seconds"] = round(time.perf_counter() - t, 2)
+        result.update(experiment=experiment, key=key, seed=seed)
+        write_json(path, result)
+        log.info("%s %s seed %d: %s", experiment, key, seed, result)
+        if self.args.progress:
+            print(f"  done {experiment} {key} seed {seed} in {result['seconds']} s", flush=True)
+        return result
+
+    def all_cached(self, experiment: str) -> list[dict[str, Any]]:
+        folder = self.workdir / "results" / experiment
+        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def make(name: str, seed: int, **overrides: Any) -> Any:
+    from predictors import PREDICTORS
+
+    if name == "gennape":
+        overrides = {**GENNAPE, **overrides}
+    return PREDICTORS.resolve(name, seed=seed, **overrides)
+
+
+def fit_predict(name: str, seed: int, train: Sequence[Any], y: np.ndarray, test: Sequence[Any],
+                f_train: np.ndarray | None = None, f_test: np.ndarray | None = None,
+                **overrides: Any) -> tuple[np.ndarray, float]:
+    """Mean predictions for ``test`` and the fit seconds."""
+    t = time.perf_counter()
+    model = make(name, seed, **overrides).fit(train, y, features=f_train)
+    seconds = time.perf_counter() - t
+    mean, _ = model.predict(test, features=f_test)
+    return mean, seconds
+
+
+def signed_log(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def _rank(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    from predictors.metrics import rank_metrics
+
+    return rank_metrics(pred, truth)
+
+
+# --------------------------------------------------------------------------- experiments
+
+
+def _curve(r: Runner, lab: Any, m: str, s: int, train_rows: np.ndarray, test_rows: np.ndarray) -> dict[str, Any]:
+    test = r.graphs("nb201", [lab.archs[i] for i in test_rows])
+    train = r.graphs("nb201", [lab.archs[i] for i in train_rows])
+    pred, fit_s = fit_predict(m, s, train, lab.y[train_rows], test)
+    return {"method": m, "n": len(train_rows), "n_test": len(test_rows), "fit_seconds": fit_s,
+            **_rank(pred, lab.y[test_rows])}
+
+
+def run_curves(r: Runner, ns: Sequence[int], seeds: Sequence[int], methods: Sequence[str]) -> None:
+    lab = r.labelled("nb201", "cifar10_test_acc")
+    for s in seeds:
+        order = np.random.default_rng(r.args.seed + s).permutation(len(lab))
+        test_rows = order[:r.args.n_test]
+        for n in ns:
+            train_rows = order[r.args.n_test:r.args.n_test + n]
+            for m in methods:
+                r.cached("curves", f"{m}-n{n}", s, _curve, r, lab, m, s, train_rows, test_rows)
+
+
+def _zc_run(r: Runner, lab: Any, feats: np.ndarray, m: str, s: int, train_rows: np.ndarray,
+            test_rows: np.ndarray) -> dict[str, Any]:
+    train = r.graphs("nb201", [lab.archs[i] for i in train_rows])
+    test = r.graphs("nb201", [lab.archs[i] for i in test_rows])
+    use = m != "gennape"
+    ftr, fte = (signed_log(feats[train_rows]), signed_log(feats[test_rows])) if use else (None, None)
+    pred, fit_s = fit_predict(m.split("+")[0], s, train, lab.y[train_rows], test, ftr, fte)
+    return {"method": m, "n": len(train_rows), "n_test": len(test_rows), "fit_seconds": fit_s,
+            **_rank(pred, lab.y[test_rows])}
+
+
+def _best_proxy(lab: Any, feats: np.ndarray, n: int, test_rows: np.ndarray) -> dict[str, Any]:
+    from predictors.data import NASLIB_PROXIES
+
+    truth = lab.y[test_rows]
+    scores = {}
+    for j, p in enumerate(NASLIB_PROXIES):
+        col = feats[test_rows, j]
+        ok = np.isfinite(col)
+        if ok.sum() > 10:
+            scores[p] = _rank(col[ok], truth[ok])
+    best = max(scores, key=lambda p: scores[p]["spearman"])
+    return {"method": "best_proxy", "proxy": best, "n": n, "n_test": len(truth), **scores[best]}
+
+
+def run_curves_zc(r: Runner, ns: Sequence[int], seeds: Sequence[int]) -> None:
+    from predictors.data import zc_features
+
+    lab = r.labelled("nb201", "cifar10_test_acc")
+    feats = zc_features("nb201", lab.archs, r.data_dir)
+    rows = np.flatnonzero(np.isfinite(feats).any(axis=1))  # the NASLib sample
+    for s in seeds:
+        order = np.random.default_rng(r.args.seed + s).permutation(rows)
+        for n in ns:
+            if n > len(rows) - 200:
+                continue  # keep at least 200 test architectures
+            train_rows, test_rows = order[:n], order[n:]
+            for m in ("gennape+zc", "zc_gbdt", "gennape"):
+                r.cached("curves_zc", f"{m}-n{n}", s, _zc_run, r, lab, feats, m, s, train_rows, test_rows)
+            r.cached("curves_zc", f"best_proxy-n{n}", s, _best_proxy, lab, feats, n, test_rows)
+
+
+def _zscore(y: np.ndarray) -> np.ndarray:
+    return (y - y.mean()) / (y.std() or 1.0)
+
+
+def _nb101_to_201(r: Runner, src: Any, nb201: Any, rows: np.ndarray, m: str, s: int) -> dict[str, Any]:
+    train = r.graphs("nb101", list(src.archs))
+    test = r.graphs("nb201", [nb201.archs[i] for i in rows])
+    pred, fit_s = fit_predict(m, s, train, src.y, test)
+    return {"method": m, "source": "nb101", "target": "nb201", "n_train": len(src), "n_test": len(test),
+            "fit_seconds": fit_s, **_rank(pred, nb201.y[rows])}
+
+
+def _nb201_to(r: Runner, src: Any, src_rows: np.ndarray, tgt: str, lab: Any, m: str, s: int) -> dict[str, Any]:
+    train = r.graphs("nb201", [src.archs[i] for i in src_rows])
+    test = r.graphs(tgt, list(lab.archs))
+    pred, fit_s = fit_predict(m, s, train, src.y[src_rows], test)
+    return {"method": m, "source": "nb201", "target": tgt, "n_train": len(train), "n_test": len(test),
+            "fit_seconds": fit_s, **_rank(pred, lab.y)}
+
+
+def _finetuned(r: Runner, src: Any, src_rows: np.ndarray, tgt: str, lab: Any, few: np.ndarray, rest: np.ndarray,
+               s: int) -> dict[str, Any]:
+    source = r.graphs("nb201", [src.archs[i] for i in src_rows])
+    target = r.graphs(tgt, list(lab.archs))
+    model = make("gennape", s)
+    model.pretrain(source + target)  # unlabelled: every graph of both spaces
+    y = np.concatenate([_zscore(src.y[src_rows]), _zscore(lab.y[few])])
+    model.fit(source + [target[i] for i in few], y)
+    pred, _ = model.predict([target[i] for i in rest])
+    return {"method": "gennape+ft50", "source": "nb201", "target": tgt, "n_train": len(source) + len(few),
+            "n_test": len(rest), **_rank(pred, lab.y[rest])}
+
+
+def _target_only(r: Runner, tgt: str, lab: Any, few: np.ndarray, rest: np.ndarray, s: int) -> dict[str, Any]:
+    g = r.graphs(tgt, list(lab.archs))
+    pred, _ = fit_predict("gennape", s, [g[i] for i in few], lab.y[few], [g[i] for i in rest])
+    return {"method": "gennape-target50", "source": tgt, "target": tgt, "n_train": len(few), "n_test": len(rest),
+            **_rank(pred, lab.y[rest])}
+
+
+def run_zeroshot(r: Runner, seeds: Sequence[int], methods: Sequence[str]) -> None:
+    nb201 = r.labelled("nb201", "cifar10_test_acc")
+    nb201_valid = r.labelled("nb201", "cifar10valid_valid_acc")
+    targets = {sp: r.labelled(sp, "val_accuracy") for sp in ("nb101", "nb301")}
+    if r.args.nb301_n:  # the first rows of the sample only (NB301 graphs take seconds each to build)
+        lab301 = targets["nb301"]
+        targets["nb301"] = type(lab301)(lab301.space, lab301.target, lab301.archs[:r.args.nb301_n],
+                                        lab301.y[:r.args.nb301_n])
+    for s in seeds:
+        rows = np.arange(len(nb201))
+        if r.args.nb201_test_n:  # a random subset of NB201 as the test set
+            rows = np.sort(np.random.default_rng([r.args.seed + s, 201]).permutation(len(nb201))[:r.args.nb201_test_n])
+        for m in methods:  # NB101 -> NB201 (the field's standard direction)
+            key = f"nb101_to_nb201{f'_t{len(rows)}' if len(rows) < len(nb201) else ''}-{m}"
+            r.cached("zeroshot", key, s, _nb101_to_201, r, targets["nb101"], nb201, rows, m, s)
+        src_rows = np.random.default_rng(r.args.seed + s).permutation(len(nb201))[:r.args.zs_n]
+        for tgt, lab in targets.items():  # NB201 -> NB101, NB301: zero-shot, and with 50 target architectures
+            name = f"nb201_{len(src_rows)}_to_{tgt}{f'_first{len(lab)}' if tgt == 'nb301' and r.args.nb301_n else ''}"
+            for m in methods:
+                r.cached("zeroshot", f"{name}-{m}", s, _nb201_to, r, nb201_valid, src_rows, tgt, lab, m, s)
+            if r.args.skip_finetune:
+                continue
+            order = np.random.default_rng([r.args.seed + s, 50]).permutation(len(lab))
+            few, rest = order[:50], order[50:]
+            r.cached("zeroshot", f"{name}-gennape+ft50", s, _finetuned, r, nb201_valid, src_rows, tgt, lab,
+                     few, rest, s)
+            r.cached("zeroshot", f"{name}-target50", s, _target_only, r, tgt, lab, few, rest, s)
+
+
+def _ablation(r: Runner, lab: Any, name: str, s: int, train_rows: np.ndarray, test_rows: np.ndarray) -> dict[str, Any]:
+    train = r.graphs("nb201", [lab.archs[i] for i in train_rows])
+    test = r.graphs("nb201", [lab.archs[i] for i in test_rows])
+    pred, fit_s = fit_predict("gennape", s, train, lab.y[train_rows], test, **ABLATIONS[name])
+    return {"method": name, "n": len(train_rows), "n_test": len(test_rows), "fit_seconds": fit_s,
+            **_rank(pred, lab.y[test_rows])}
+
+
+def _reuse(path: Path, method: str) -> dict[str, Any]:
+    result: dict[str, Any] = {**json.loads(path.read_text()), "method": method, "reused": str(path.name)}
+    return result
+
+
+def run_ablations(r: Runner, seeds: Sequence[int], n: int) -> None:
+    lab = r.labelled("nb201", "cifar10_test_acc")
+    for s in seeds:
+        order = np.random.default_rng(r.args.seed + s).permutation(len(lab))
+        test_rows, train_rows = order[:r.args.n_test], order[r.args.n_test:r.args.n_test + n]
+        for name in ABLATIONS:
+            same = r.workdir / "results" / "curves" / f"gennape-n{n}-s{s}.json"
+            if name == "full" and same.is_file():  # the same fit as the curve's point (same split, seed, settings)
+                r.cached("ablations", f"{name}-n{n}", s, _reuse, same, name)
+            else:
+                r.cached("ablations", f"{name}-n{n}", s, _ablation, r, lab, name, s, train_rows, test_rows)
+
+
+def _literal_ceiling(device: str, r: Runner) -> dict[str, Any]:
+    """Within-10% of a degree-3 interaction ridge on the literal one-hot genotype, on its own 12,000
+    training architectures, and of a linear model on the cell's op counts on all 15,625."""
+    from sklearn.linear_model import LinearRegression, Ridge
+    from sklearn.preprocessing import PolynomialFeatures
+
+    from predictors.metrics import latency_metrics
+    from search_spaces.nb201 import OPS, parse_arch
+
+    lab = r.labelled("nb201", f"latency:{device}")
+    genos = [parse_arch(a) for a in lab.archs]
+    onehot = np.zeros((len(genos), 6 * len(OPS)))
+    for i, g in enumerate(genos):
+        for e, op in enumerate(g):
+            onehot[i, e * len(OPS) + OPS.index(op)] = 1.0
+    poly = PolynomialFeatures(3, interaction_only=True, include_bias=False).fit_transform(onehot)
+    rows = np.random.default_rng(r.args.seed).permutation(len(genos))[:12000]
+    fit = Ridge(alpha=1.0).fit(poly[rows], lab.y[rows]).predict(poly[rows])
+    counts = np.array([[g.count(op) for op in OPS[1:]] for g in genos], dtype=float)
+    lin = LinearRegression().fit(counts, lab.y).predict(counts)
+    return {"method": "ceiling_literal", "device": device,
+            **{f"fit_{k}": v for k, v in latency_metrics(np.maximum(fit, 1e-9), lab.y[rows]).items()},
+            "opcount_linear_within_10pct": latency_metrics(np.maximum(lin, 1e-9), lab.y)["within_10pct"]}
+
+
+def _latency_run(r: Runner, lab: Any, device: str, m: str, s: int, train_rows: np.ndarray,
+                 test_rows: np.ndarray) -> dict[str, Any]:
+    from predictors.metrics import latency_metrics
+
+    train = r.graphs("nb201", [lab.archs[i] for i in train_rows])
+    test = r.graphs("nb201", [lab.archs[i] for i in test_rows])
+    pred, fit_s = fit_predict(m, s, train, lab.y[train_rows], test, **(LATENCY_GNN if m == "gennape" else {}))
+    return {"method": m, "device": device, "n": len(train_rows), "n_test": len(test_rows), "fit_seconds": fit_s,
+            **latency_metrics(pred, lab.y[test_rows])}
+
+
+def _measured_run(r: Runner, archs: list[str], y: np.ndarray, m: str, n_train: int) -> dict[str, Any]:
+    from predictors.metrics import latency_metrics
+
+    graphs = r.graphs("nb201", archs)
+    pred, fit_s = fit_predict(m, 0, graphs[:n_train], y[:n_train], graphs[n_train:],
+                              **(LATENCY_GNN if m == "gennape" else {}))
+    return {"method": m, "device": "measured", "n": n_train, "n_test": len(archs) - n_train, "fit_seconds": fit_s,
+            **latency_metrics(pred, y[n_train:])}
+
+
+def _remeasure(r: Runner, archs: list[str], y: np.ndarray) -> dict[str, Any]:
+    from predictors.data import measured_latency
+    from predictors.metrics import latency_metrics
+
+    again = measured_latency("nb201", archs, r.workdir, tag="-repeat")
+    return {"method": "ceiling_remeasure", "device": "measured", "n_test": len(archs), **latency_metrics(again, y)}
+
+
+def run_latency(r: Runner, seeds: Sequence[int], methods: Sequence[str], n_train: int,
+                devices: Sequence[str] = DEVICES) -> None:
+    from predictors.data import measured_latency
+
+    truth = r.labelled("nb201", "cifar10_test_acc")
+    for s in seeds:
+        order = np.random.default_rng(r.args.seed + s).permutation(len(truth))
+        train_rows, test_rows = order[:n_train], order[n_train:n_train + r.args.n_test]
+        for device in devices:
+            lab = r.labelled("nb201", f"latency:{device}")
+            for m in methods:
+                r.cached("latency", f"{device}-{m}", s, _latency_run, r, lab, device, m, s, train_rows, test_rows)
+    for device in devices:
+        r.cached("latency", f"{device}-ceiling", 0, _literal_ceiling, device, r)
+    if r.args.no_measured:
+        return
+    # measured on this machine: what the cache holds (see predictors.data.measured_latency)
+    order = np.random.default_rng(r.args.seed).permutation(len(truth))
+    archs = [truth.archs[i] for i in order[:r.args.measured_n]]
+    path = r.workdir / "measured-nb201-t1-w10-r30.json"
+    if r.args.measure:
+        y = measured_latency("nb201", archs, r.workdir)
+    else:
+        have = json.loads(path.read_text()) if path.is_file() else {}
+        archs = [a for a in archs if a in have]
+        y = np.array([have[a] for a in archs])
+    n_train = r.args.measured_train
+    if len(archs) < n_train + 50:
+        log.warning("only %d measured architectures cached; run with --measure to measure %d", len(archs),
+                    r.args.measured_n)
+        return
+    for m in methods:
+        r.cached("latency", f"measured-{m}-of{len(archs)}", 0, _measured_run, r, archs, y, m, n_train)
+    if r.args.measure:
+        r.cached("latency", "measured-ceiling", 0, _remeasure, r, archs[:100], y[:100])
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def _aggregate(results: list[dict[str, Any]], group: Sequence[str], metrics: Sequence[str]) -> list[dict[str, Any]]:
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for res in results:
+        groups.setdefault(tuple(res.get(g) for g in group), []).append(res)
+    rows = []
+    for key, items in groups.items():
+        row: dict[str, Any] = dict(zip(group, key, strict=True))
+        row["seeds"] = len(items)
+        for m in metrics:
+            vals = [it[m] for it in items if it.get(m) is not None]
+            if vals:
+                row[m] = float(np.mean(vals))
+                row[f"{m}_std"] = float(np.std(vals))
+        if "seconds" in items[0]:
+            row["seconds"] = float(np.mean([it["seconds"] for it in items]))
+        rows.append(row)
+
+    def order(row: dict[str, Any]) -> list[tuple[int, float, str]]:  # text by name, numbers by value
+        return [(0, float(v), "") if isinstance(v, int | float) else (1, 0.0, str(v)) for v in (row[g] for g in group)]
+
+    return sorted(rows, key=order)
+
+
+def _plot(summary: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [k for k in ("curves", "curves_zc", "zeroshot", "ablations", "latency") if summary.get(k)]
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), dpi=110, squeeze=False)
+    for ax, key in zip(axes[0], panels, strict=True):
+        rows = summary[key]
+        if key in ("curves", "curves_zc"):
+            for method in dict.fromkeys(r["method"] for r in rows):
+                pts = sorted((r for r in rows if r["method"] == method), key=lambda r: r["n"])
+                ax.errorbar([p["n"] for p in pts], [p["spearman"] for p in pts],
+                            yerr=[p.get("spearman_std", 0.0) for p in pts], marker="o", ms=3, capsize=2, label=method)
+            ax.set_xscale("log")
+            ax.set_xlabel("training architectures n")
+            ax.set_ylabel("Spearman ρ (held out)")
+            ax.set_title("NB201 CIFAR-10" + (" (NASLib sample, with proxies)" if key == "curves_zc" else ""))
+            ax.legend(fontsize=7)
+        else:
+            metric = "within_10pct" if key == "latency" else "spearman"
+            rows = [r for r in rows if metric in r]
+            labels = [f"{r.get('device') or r.get('key', '')}:{r['method']}" if key == "latency"
+                      else (f"{r['key'].split('-')[0]}:{r['method']}" if key == "zeroshot" else r["method"])
+                      for r in rows]
+            ax.barh(range(len(rows)), [r[metric] for r in rows], xerr=[r.get(f"{metric}_std", 0.0) for r in rows])
+            ax.set_yticks(range(len(rows)), labels, fontsize=6)
+            ax.set_xlabel(metric)
+            ax.set_title(key)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_args(p, default_out="predictors.json")
+    p.add_argument("--experiments", default="curves,curves_zc,zeroshot,ablations,latency",
+                   help=f"comma-separated, of {', '.join(EXPERIMENTS)}")
+    p.add_argument("--ns", default="50,100,200,500,1000", help="training sizes of the curves")
+    p.add_argument("--zc-ns", default="50,100,200", help="training sizes of curves_zc")
+    p.add_argument("--seeds", type=int, default=5, help="seeds per setting (default 5)")
+    p.add_argument("--n-test", type=int, default=1000, help="held-out architectures (default 1000)")
+    p.add_argument("--methods", default=",".join(CURVE_METHODS), help="methods of the curves and zero-shot runs")
+    p.add_argument("--latency-methods", default="kernel_latency,graph_gbdt,gennape")
+    p.add_argument("--zs-n", type=int, default=1000, help="NB201 training architectures for NB201 -> other spaces")
+    p.add_argument("--nb201-test-n", type=int, default=0,
+                   help="NB101 -> NB201: test on N random NB201 architectures (0: all 15,625)")
+    p.add_argument("--nb301-n", type=int, default=0, help="use the first N NB301 sample architectures (0: all 725)")
+    p.add_argument("--measured-train", type=int, default=500, help="training architectures of the measured runs")
+    p.add_argument("--ablation-n", type=int, default=100)
+    p.add_argument("--latency-n", type=int, default=500, help="training architectures per latency device")
+    p.add_argument("--devices", default=",".join(DEVICES), help="NB201 latency devices (default: the issue's five)")
+    p.add_argument("--no-measured", action="store_true", help="skip the onnxruntime-measured latency runs")
+    p.add_argument("--measured-n", type=int, default=1000, help="architectures measured with onnxruntime")
+    p.add_argument("--measure", action="store_true", help="measure missing onnxruntime latencies (slow)")
+    p.add_argument("--workdir", default=str(Path.home() / ".cache" / "nas" / "bench-predictors"),
+                   help="cache of graphs, measurements and per-seed results")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--progress", action="store_true", help="print a line per finished run")
+    p.add_argument("--skip-finetune", action="store_true", help="zeroshot: skip the runs with 50 target architectures")
+    p.add_argument("--summary-only", action="store_true", help="compute nothing: summarize the cached results")
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    experiments = [e.strip() for e in args.experiments.split(",") if e.strip()]
+    unknown = sorted(set(experiments) - set(EXPERIMENTS))
+    if unknown:
+        p.error(f"unknown experiments {unknown}; valid: {', '.join(EXPERIMENTS)}")
+    ns = [int(x) for x in args.ns.split(",")]
+    seeds = list(range(args.seeds))
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    r = Runner(args)
+    t0 = time.perf_counter()
+    for e in [] if args.summary_only else experiments:
+        if e == "curves":
+            run_curves(r, ns, seeds, methods)
+        elif e == "curves_zc":
+            run_curves_zc(r, [int(x) for x in args.zc_ns.split(",")], seeds)
+        elif e == "zeroshot":
+            run_zeroshot(r, seeds, methods)
+        elif e == "ablations":
+            run_ablations(r, seeds, args.ablation_n)
+        else:
+            run_latency(r, seeds, [m.strip() for m in args.latency_methods.split(",")], args.latency_n,
+                        [d.strip() for d in args.devices.split(",") if d.strip()])
+    rank = ("spearman", "kendall", "precision_at_5pct")
+    lat = ("within_10pct", "rmse", "spearman", "fit_within_10pct", "opcount_linear_within_10pct")
+    summary = {}
+    for e in experiments:
+        cached = r.all_cached(e)
+        if e in ("curves", "curves_zc", "ablations"):
+            summary[e] = _aggregate(cached, ("method", "n"), rank)
+        elif e == "zeroshot":
+            for c in cached:
+                c["key"] = c["key"].rsplit("-", 1)[0] if "-" in c["key"] else c["key"]
+            summary[e] = _aggregate(cached, ("key", "method"), rank)
+        else:
+            summary[e] = _aggregate(cached, ("device", "method"), lat)
+    info = settings(seed=args.seed, seeds=args.seeds, ns=ns, n_test=args.n_test, experiments=experiments,
+                    data=str(args.data_dir or "$NAS_DATA"), workdir=str(r.workdir), batch=None,
+                    zc_source="NASLib nb201_zc_naslib.csv (725-architecture sample)",
+                    wall_seconds=round(time.perf_counter() - t0, 1))
+    print_settings(info)
+    for e, rows in summary.items():
+        print(f"\n{e}")
+        print_table(rows, [c for c in COLUMNS[e] if any(c in row for row in rows)])
+    out = Path(args.out)
+    write_json(out, {"settings": info, "results": summary})
+    png = out.with_suffix(".png")
+    _plot(summary, png)
+    print(f"wrote {out} and {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

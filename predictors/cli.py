@@ -1,0 +1,285 @@
+"""``nas predictor train|eval`` and ``nas predict``.
+
+::
+
+    nas predictor train --space nb201 --target cifar10_test_acc --n 100 --seed 0 -o model.nasp
+                        [--predictor gennape] [--set KEY=VALUE ...] [--data-dir DIR] [--json]
+    nas predictor train --target latency:pixel3 --n 500 -o pixel3.nasp          # kernel_latency by default
+    nas predictor train --target measured --n 500 --workdir DIR -o here.nasp    # onnxruntime on this machine
+    nas predictor eval model.nasp [--space S --target T] [--n-test 1000] [--json]
+    nas predict model.nasp FILE.onnx ... | --space S --arch A [--arch B ...] [--json]
+
+Training draws ``--n`` architectures of the space's labelled set (:mod:`predictors.data`) with
+``--seed``, fits the predictor (``--set`` overrides its config fields, values read as JSON when they
+parse) and saves it with its provenance (space, target, n, seed). ``eval`` reads that provenance:
+on the same space and target it tests on ``--n-test`` architectures that training did not draw;
+on another space or target (zero-shot transfer) on ``--n-test`` random ones (0: all). Accuracy
+targets report Spearman's ρ, Kendall's τ and precision@top-5%; latency targets also the share within
+±10%, and RMSE. A saved latency predictor serves search as the cost model ``predicted:FILE``, and any
+predictor as ``nas search --objective predictor:FILE``.
+
+Everything heavy is imported inside the functions, so ``nas --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+LATENCY_DEFAULT = "kernel_latency"
+ACCURACY_DEFAULT = "gennape"
+
+
+def register(sub: Any) -> None:
+    """Add ``nas predictor train|eval`` and ``nas predict`` to the ``nas`` sub-parsers."""
+    p = sub.add_parser("predictor", help="train and evaluate performance and latency predictors")
+    psub = p.add_subparsers(dest="predictor_command", required=True)
+
+    t = psub.add_parser("train", help="fit a predictor on labelled architectures of a space and save it")
+    t.add_argument("--space", default="nb201", help="nb201 (default), nb101 or nb301: the labelled set")
+    t.add_argument("--target", default="cifar10_test_acc",
+                   help="an NB201 column (default cifar10_test_acc), latency:DEVICE, measured (onnxruntime "
+                        "here), or val_accuracy for nb101/nb301")
+    t.add_argument("--n", type=int, default=100, help="training architectures (default 100)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the sample and of the predictor (default 0)")
+    t.add_argument("-o", "--output", required=True, help="the .nasp archive to write")
+    t.add_argument("--predictor", default=None,
+                   help=f"a registered predictor (default {ACCURACY_DEFAULT}; {LATENCY_DEFAULT} for latency)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field of the predictor, e.g. --set members=2 (repeatable)")
+    _common(t)
+    t.set_defaults(func=cmd_train)
+
+    e = psub.add_parser("eval", help="evaluate a saved predictor on labelled architectures it did not see")
+    e.add_argument("model", help="a .nasp archive")
+    e.add_argument("--space", default=None, help="labelled set (default: the one it was trained on)")
+    e.add_argument("--target", default=None, help="target (default: the one it was trained on)")
+    e.add_argument("--n-test", type=int, default=1000, help="test architectures (default 1000; 0: all unseen)")
+    e.add_argument("--seed", type=int, default=None, help="seed of the test sample (default: the training seed)")
+    _common(e)
+    e.set_defaults(func=cmd_eval)
+
+    pr = sub.add_parser("predict", help="predict the score of ONNX models or architectures of a space")
+    pr.add_argument("model", help="a .nasp archive")
+    pr.add_argument("files", nargs="*", help="ONNX files")
+    pr.add_argument("--space", default=None, help="the space of --arch")
+    pr.add_argument("--arch", action="append", default=[], help="a genotype of --space (repeatable)")
+    pr.add_argument("--input-shape", default=None, help="example input shape for dynamic ONNX models, e.g. 1,3,32,32")
+    pr.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    pr.set_defaults(func=cmd_predict)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=None, help="reference data folder (default: $NAS_DATA)")
+    p.add_argument("--workdir", default=None,
+                   help="cache of onnxruntime measurements for --target measured (default ~/.cache/nas/measured)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads while fitting (default 1)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")
+
+
+def _is_latency(target: str) -> bool:
+    return target == "measured" or target.startswith("latency:")
+
+
+def _workdir(args: argparse.Namespace) -> Path:
+    return Path(args.workdir) if args.workdir else Path.home() / ".cache" / "nas" / "measured"
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _overrides(pairs: list[str]) -> dict[str, Any]:
+    from nas.errors import PredictorError
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise PredictorError(f"--set takes KEY=VALUE; got {pair!r}")
+        v = _value(value)
+        out[key.strip()] = tuple(v) if isinstance(v, list) else v
+    return out
+
+
+def _normalize_target(space: str, target: str, data_dir: str | None) -> str:
+    """``latency:DEVICE`` for an NB201 device column given bare; other targets unchanged."""
+    if space == "nb201" and target != "measured" and not target.startswith("latency:"):
+        from benchmarks.tabular import nb201_devices
+
+        if target in nb201_devices(data_dir):
+            return f"latency:{target}"
+    return target
+
+
+def _labels(space: str, target: str, rows: Any, archs: tuple[str, ...], args: argparse.Namespace) -> Any:
+    """Targets of ``rows``: from the table, or measured with onnxruntime for ``measured``."""
+    import numpy as np
+
+    from predictors.data import labelled, measured_latency
+
+    if target == "measured":
+        from tqdm import tqdm
+
+        chosen = [archs[i] for i in rows]
+        with tqdm(total=len(chosen), desc="measure", unit="arch", disable=args.json, file=sys.stderr) as bar:
+            return measured_latency(space, chosen, _workdir(args), threads=1,
+                                    progress=lambda done, total: bar.update(done - bar.n))
+    return np.asarray(labelled(space, target, args.data_dir).y)[rows]
+
+
+def _graphs(space_name: str, archs: list[str], quiet: bool, desc: str = "graphs") -> list[Any]:
+    from tqdm import tqdm
+
+    from search_spaces import space_from_spec
+
+    space = space_from_spec(space_name)
+    return [space.to_graph(space.parse(a)) for a in tqdm(archs, desc=desc, unit="arch", disable=quiet, file=sys.stderr)]
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+    from tqdm import tqdm
+
+    from nas.errors import PredictorError
+    from predictors import PREDICTORS
+    from predictors.base import set_provenance
+    from predictors.data import canonical_space, labelled, split
+
+    torch.set_num_threads(args.threads)
+    space = canonical_space(args.space)
+    target = _normalize_target(space, args.target, args.data_dir)
+    latency = _is_latency(target)
+    name = args.predictor or (LATENCY_DEFAULT if latency else ACCURACY_DEFAULT)
+    if name not in PREDICTORS:
+        raise PredictorError(f"unknown predictor {name!r}; valid: {', '.join(PREDICTORS.names())}")
+    if name == "zc_gbdt":
+        raise PredictorError("zc_gbdt needs zero-cost proxy features, which `nas predictor train` does not compute; "
+                             "use the Python API (predictors.data.zc_features) or another predictor")
+    overrides = _overrides(args.set)
+    if name == LATENCY_DEFAULT:
+        overrides.setdefault("label", target if target == "measured" else f"table:{target.split(':', 1)[1]}")
+        overrides.setdefault("seed", args.seed)
+    elif "seed" not in overrides:
+        overrides["seed"] = args.seed
+    try:
+        predictor = PREDICTORS.resolve(name, **overrides)
+    except TypeError as e:
+        raise PredictorError(f"--set for {name}: {e}") from e
+    base = labelled(space, "cifar10_test_acc" if target == "measured" else target, args.data_dir)
+    rows, _ = split(len(base), args.n, 0, args.seed)
+    archs = [base.archs[i] for i in rows]
+    y = _labels(space, target, rows, base.archs, args)
+    graphs = _graphs(space, archs, args.json)
+    t0 = time.perf_counter()
+    bar = tqdm(desc=f"fit {name}", unit="step", disable=args.json, file=sys.stderr)
+    if hasattr(predictor, "progress"):
+        def report(stage: str, done: int, total: int) -> None:
+            bar.total = 2 * total
+            bar.set_postfix(stage=stage)
+            bar.update(1)
+
+        predictor.progress = report
+    predictor.fit(graphs, y)
+    bar.close()
+    seconds = time.perf_counter() - t0
+    out = Path(args.output)
+    predictor.save(out)
+    info = {"space": space, "target": target, "n": args.n, "seed": args.seed, "predictor": name,
+            "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}}
+    set_provenance(out, info)
+    result = {**info, "output": str(out), "fit_seconds": round(seconds, 3)}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"wrote {out}: {name} on {args.n} {space} architectures, target {target}, seed {args.seed} "
+              f"({seconds:.1f} s to fit)")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from nas.errors import PredictorError
+    from predictors import load_predictor
+    from predictors.base import provenance
+    from predictors.data import canonical_space, labelled
+    from predictors.metrics import latency_metrics, rank_metrics
+
+    torch.set_num_threads(args.threads)
+    info = provenance(args.model)
+    predictor = load_predictor(args.model)
+    if args.space is None and "space" not in info:
+        raise PredictorError(f"{args.model} does not record its training space: give --space and --target")
+    space = canonical_space(args.space or info["space"])
+    target = _normalize_target(space, args.target or info.get("target", "cifar10_test_acc"), args.data_dir)
+    seed = args.seed if args.seed is not None else int(info.get("seed", 0))
+    base = labelled(space, "cifar10_test_acc" if target == "measured" else target, args.data_dir)
+    order = np.random.default_rng(int(info.get("seed", 0))).permutation(len(base))
+    same = info.get("space") == space and info.get("target") == target
+    unseen = order[int(info.get("n", 0)):] if same else np.arange(len(base))  # what training did not draw
+    if args.n_test < 0:
+        raise PredictorError(f"--n-test must be >= 0; got {args.n_test}")
+    if args.n_test and args.n_test < len(unseen):
+        unseen = np.random.default_rng([seed, 1]).choice(unseen, args.n_test, replace=False)
+    rows = np.sort(unseen)
+    y = _labels(space, target, rows, base.archs, args)
+    graphs = _graphs(space, [base.archs[i] for i in rows], args.json, desc="test graphs")
+    mean, std = predictor.predict(graphs)
+    metrics = rank_metrics(mean, y)
+    if _is_latency(target):
+        metrics.update(latency_metrics(mean, y))
+    result = {"model": str(args.model), "space": space, "target": target, "n_test": int(rows.size),
+              "excluded_training": bool(same), "metrics": metrics, "mean_std": float(np.mean(std))}
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{args.model} on {rows.size} {space} architectures ({'unseen in training' if same else 'zero-shot'}), "
+          f"target {target}")
+    for k, v in metrics.items():
+        print(f"  {k:18s} {v:.4f}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from nas.errors import PredictorError
+    from nas.ir import ArchGraph
+    from predictors import load_predictor
+
+    predictor = load_predictor(args.model)
+    names: list[str] = []
+    graphs: list[ArchGraph] = []
+    shape = tuple(int(x) for x in args.input_shape.split(",")) if args.input_shape else None
+    for f in args.files:
+        graphs.append(ArchGraph.from_onnx(f, input_shapes=shape))
+        names.append(str(f))
+    if args.arch:
+        if args.space is None:
+            raise PredictorError("--arch needs --space")
+        from search_spaces import space_from_spec
+
+        space = space_from_spec(args.space)
+        for a in args.arch:
+            g = space.parse(a)
+            graphs.append(space.to_graph(g))
+            names.append(space.format(g))
+    if not graphs:
+        raise PredictorError("nothing to predict: give ONNX files, or --space with --arch")
+    mean, std = predictor.predict(graphs)
+    rows = [{"model": n, "mean": float(m), "std": float(s)} for n, m, s in zip(names, mean, std, strict=True)]
+    if args.json:
+        print(json.dumps({"predictor": str(args.model), "predictions": rows}, indent=2))
+        return 0
+    unit = getattr(getattr(predictor, "config", None), "unit", "")
+    for r in rows:
+        print(f"{r['mean']:.6g} ± {r['std']:.3g}{' ' + unit if unit else ''}  {r['model']}")
+    return 0

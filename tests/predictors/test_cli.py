@@ -1,0 +1,96 @@
+"""`nas predictor train|eval`, `nas predict`, and a saved predictor inside `nas search`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from nas.cli import main
+from predictors import load_predictor
+from predictors.base import provenance
+
+TINY_GENNAPE = ["--set", "members=1", "--set", "epochs=10", "--set", "pretrain_epochs=1", "--set", "hidden=8",
+                "--set", "embed_dim=4", "--set", "clusters=2", "--set", "head_hidden=8", "--set", "layers=1"]
+
+
+def run(capsys, *argv: str) -> dict:
+    assert main(list(argv)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_dir) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "acc.nasp"
+    assert main(["predictor", "train", "--n", "12", "--seed", "3", "-o", str(path), "--data-dir", str(data_dir),
+                 "--json", *TINY_GENNAPE]) == 0
+    return path
+
+
+def test_train_records_provenance_and_overrides(trained: Path) -> None:
+    info = provenance(trained)
+    assert info["space"] == "nb201" and info["target"] == "cifar10_test_acc" and info["n"] == 12 and info["seed"] == 3
+    model = load_predictor(trained)
+    assert model.name == "gennape" and model.config.members == 1 and model.config.seed == 3  # type: ignore[attr-defined]
+
+
+def test_eval_tests_on_unseen_architectures(trained: Path, data_dir, capsys) -> None:
+    out = run(capsys, "predictor", "eval", str(trained), "--n-test", "20", "--json", "--data-dir", str(data_dir))
+    assert out["n_test"] == 20 and out["excluded_training"] is True
+    assert -1 <= out["metrics"]["spearman"] <= 1 and 0 <= out["metrics"]["precision_at_5pct"] <= 1
+    again = run(capsys, "predictor", "eval", str(trained), "--n-test", "20", "--json", "--data-dir", str(data_dir))
+    assert again["metrics"] == out["metrics"]  # same seed, same test sample
+
+
+def test_predict_arch_and_onnx_file(trained: Path, tmp_path: Path, capsys) -> None:
+    from search_spaces import space_from_spec
+    from search_spaces.nb201 import NB201Space
+
+    space = space_from_spec("nb201")
+    assert isinstance(space, NB201Space)
+    onnx.save(space.to_onnx(space.parse("1")), str(tmp_path / "a.onnx"))
+    out = run(capsys, "predict", str(trained), str(tmp_path / "a.onnx"), "--space", "nb201", "--arch", "1", "--json")
+    rows = out["predictions"]
+    assert len(rows) == 2 and rows[1]["model"].startswith("|nor_conv_3x3~0|")
+    assert rows[0]["mean"] == pytest.approx(rows[1]["mean"])  # the same network, from a file and from the space
+    direct = load_predictor(trained).predict([space.to_graph(space.parse("1"))])[0][0]
+    assert rows[1]["mean"] == pytest.approx(float(direct))
+    assert main(["predict", str(trained)]) == 2  # nothing to predict: a clear error, exit 2
+    assert "nothing to predict" in capsys.readouterr().err
+
+
+def test_bad_override_and_unknown_predictor(tmp_path: Path, data_dir, capsys) -> None:
+    assert main(["predictor", "train", "--n", "5", "-o", str(tmp_path / "x.nasp"), "--predictor", "nope",
+                 "--data-dir", str(data_dir)]) == 2
+    assert "valid:" in capsys.readouterr().err
+    assert main(["predictor", "train", "--n", "5", "-o", str(tmp_path / "x.nasp"), "--set", "members",
+                 "--data-dir", str(data_dir)]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert not (tmp_path / "x.nasp").exists()
+
+
+def test_latency_predictor_in_search(tmp_path: Path, data_dir, capsys) -> None:
+    lat = tmp_path / "fpga.nasp"
+    out = run(capsys, "predictor", "train", "--target", "fpga", "--n", "40", "-o", str(lat), "--json",
+              "--data-dir", str(data_dir), "--set", "bags=2")
+    assert out["predictor"] == "kernel_latency" and out["target"] == "latency:fpga"
+    ev = run(capsys, "predictor", "eval", str(lat), "--n-test", "30", "--json", "--data-dir", str(data_dir))
+    assert {"within_10pct", "rmse", "spearman"} <= set(ev["metrics"])
+    acc = tmp_path / "acc.nasp"
+    run(capsys, "predictor", "train", "--n", "20", "-o", str(acc), "--json", "--predictor", "graph_gbdt",
+        "--set", "n_estimators=10", "--set", "bags=2", "--data-dir", str(data_dir))
+    result = run(capsys, "search", "--strategy", "random", "--budget", "4", "--objective", f"predictor:{acc}",
+                 "--latency", f"predicted:{lat}", "--max-latency-ms", "1000", "--out", str(tmp_path / "run"), "--json")
+    best = result["best"]
+    assert set(best["costs"]) == {"predicted"} and best["costs"]["predicted"] > 0
+    from search_spaces import space_from_spec
+
+    space = space_from_spec("nb201")
+    g = space.to_graph(space.parse(best["genotype"]))
+    assert best["value"] == pytest.approx(float(load_predictor(acc).predict([g])[0][0]))
+    assert best["costs"]["predicted"] == pytest.approx(float(load_predictor(lat).predict([g])[0][0]))
+    lines = [json.loads(x) for x in (tmp_path / "run" / "candidates.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(x["value"]) for x in lines if x["status"] == "evaluated")

@@ -1,0 +1,54 @@
+"""Labelled sets from the reference data, NASLib proxy features, splits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nas.errors import PredictorError
+from predictors.data import NASLIB_PROXIES, canonical_space, covered, labelled, split, zc_features
+
+
+def test_nb201_accuracy_and_latency_targets(data_dir) -> None:
+    acc = labelled("nb201", "cifar10_test_acc", data_dir)
+    assert len(acc) == 15625 and acc.y.shape == (15625,)
+    assert acc.y.max() == pytest.approx(94.3733, abs=1e-3)  # the data README's figure (index 6111)
+    assert acc.archs[int(np.argmax(acc.y))] in (acc.archs[6111], acc.archs[13714])
+    lat = labelled("nb201", "latency:fpga", data_dir)
+    assert lat.target == "latency:fpga" and lat.archs == acc.archs
+    assert lat.y[0] == pytest.approx(2.57296)  # README: index 0 on fpga
+    assert labelled("nb201", "pixel3", data_dir).y[0] == pytest.approx(3.60585)
+    with pytest.raises(PredictorError, match=r"cifar10_test_acc.*pixel3"):
+        labelled("nb201", "no_such_column", data_dir)
+
+
+def test_other_samples_parse_in_their_space(data_dir) -> None:
+    from search_spaces import space_from_spec
+
+    for space, n in (("nb101", 500), ("darts", 725)):
+        lab = labelled(space, "val_accuracy", data_dir)
+        assert len(lab) == n and np.isfinite(lab.y).all()
+        sp = space_from_spec(canonical_space(space))
+        assert sp.format(sp.parse(lab.archs[0])) == lab.archs[0]
+    with pytest.raises(PredictorError, match="val_accuracy"):
+        labelled("nb101", "cifar10_test_acc", data_dir)
+    with pytest.raises(PredictorError, match="nb201, nb101 and nb301"):
+        canonical_space("mbv3")
+
+
+def test_zc_features_cover_the_naslib_sample_only(data_dir) -> None:
+    lab = labelled("nb201", "cifar10_test_acc", data_dir)
+    feats = zc_features("nb201", lab.archs, data_dir)
+    assert feats.shape == (15625, len(NASLIB_PROXIES))
+    assert covered(feats).sum() == 725
+    nb101 = labelled("nb101", "val_accuracy", data_dir)
+    f101 = zc_features("nb101", nb101.archs, data_dir)
+    assert covered(f101).all() and np.isnan(f101[:, NASLIB_PROXIES.index("nwot")]).all()  # NB101 has no nwot
+
+
+def test_split_is_disjoint_and_seeded() -> None:
+    a, b = split(100, 30, 50, seed=3)
+    assert len(a) == 30 and len(b) == 50 and not set(a) & set(b)
+    np.testing.assert_array_equal(split(100, 30, 50, seed=3)[0], a)
+    with pytest.raises(PredictorError, match="cannot split"):
+        split(10, 8, 5, seed=0)

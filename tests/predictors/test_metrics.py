@@ -1,0 +1,41 @@
+"""Scores of predictions, against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nas.errors import PredictorError
+from predictors.metrics import latency_metrics, precision_at_top, rank_metrics
+
+
+def test_precision_at_top_by_hand() -> None:
+    truth = np.arange(40.0)  # top 5% of 40 = 2 architectures: rows 39 and 38
+    pred = truth.copy()
+    assert precision_at_top(pred, truth) == 1.0
+    pred[38] = -1.0  # the second best is now ranked last: one of two found
+    assert precision_at_top(pred, truth) == 0.5
+    assert precision_at_top(-truth, truth) == 0.0
+    assert precision_at_top([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], frac=0.5) == 1.0  # ceil(1.5) = 2
+
+
+def test_rank_metrics() -> None:
+    truth = np.array([1.0, 2.0, 3.0, 4.0])
+    m = rank_metrics(truth * 10, truth)
+    assert m["spearman"] == pytest.approx(1.0) and m["kendall"] == pytest.approx(1.0)
+    assert rank_metrics(-truth, truth)["spearman"] == pytest.approx(-1.0)
+    with pytest.raises(PredictorError):
+        rank_metrics([1.0], [1.0])
+    with pytest.raises(PredictorError):
+        rank_metrics([1.0, np.nan], [1.0, 2.0])
+
+
+def test_latency_metrics_by_hand() -> None:
+    truth = np.array([10.0, 20.0, 40.0, 50.0])
+    pred = np.array([10.5, 22.0, 32.0, 50.0])  # errors 5%, 10% (counted: the bound is inclusive), 20%, 0%
+    m = latency_metrics(pred, truth)
+    assert m["within_10pct"] == 0.75
+    assert m["rmse"] == pytest.approx(np.sqrt((0.25 + 4 + 64 + 0) / 4))
+    assert m["spearman"] == pytest.approx(1.0)
+    with pytest.raises(PredictorError, match="positive"):
+        latency_metrics([1.0, 2.0], [0.0, 1.0])
