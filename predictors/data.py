@@ -123,7 +123,10 @@ def zc_features(space: str, archs: Sequence[str], data_dir: str | Path | None = 
     """NASLib's CIFAR-10 proxy scores ``(len(archs), len(proxies))`` for ``archs`` (the space's text).
 
     NB201 rows outside NASLib's 725-architecture sample, and a proxy the file lacks, are NaN; callers
-    that need full coverage check for it (:func:`covered`).
+    that need full coverage check for it (:func:`covered`). Infinite scores are NaN too: NASLib's nwot
+    is ``-inf`` where the network's binary-code kernel is singular (the log of a zero determinant,
+    3 rows of its NB201 file), which is "undefined", not a number a predictor can use; the count is
+    logged.
     """
     from benchmarks import tabular
 
@@ -144,6 +147,11 @@ def zc_features(space: str, archs: Sequence[str], data_dir: str | Path | None = 
             r = row.get(a)
             if r is not None:
                 out[i, j] = col[r]
+    infinite = np.isinf(out)
+    if infinite.any():
+        log.info("zc_features: %d infinite NASLib scores (%s) read as missing", int(infinite.sum()),
+                 ", ".join(p for j, p in enumerate(proxies) if infinite[:, j].any()))
+        out[infinite] = np.nan
     return out
 
 
