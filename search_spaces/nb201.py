@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import itertools
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -221,25 +221,41 @@ class ResNetBlock(nn.Module):
         return self.conv_b(self.conv_a(x)) + self.shortcut(x)
 
 
+def macro_skeleton(
+    c: int, n: int, num_classes: int, make_cell: Callable[[int], nn.Module]
+) -> tuple[nn.Sequential, list[nn.Module], nn.Sequential, nn.AdaptiveAvgPool2d, nn.Linear]:
+    """NAS-Bench-201's macro network around its cells: stem, three stages of ``n`` cells of ``c``,
+    ``2c`` and ``4c`` channels joined by residual reduction blocks, BatchNorm-ReLU, pooling, classifier.
+
+    ``make_cell(channels)`` builds one cell; the space's networks and the differentiable search's
+    supernet both use this, so they are the same network around different cells.
+
+    Returns:
+        ``(stem, layers, lastact, pool, classifier)``; ``layers`` are the cells and reduction blocks
+        in order.
+    """
+    stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+    layers: list[nn.Module] = []
+    c_prev = c
+    for stage, mult in enumerate((1, 2, 4)):
+        c_cur = c * mult
+        if stage > 0:
+            layers.append(ResNetBlock(c_prev, c_cur))
+        layers.extend(make_cell(c_cur) for _ in range(n))
+        c_prev = c_cur
+    lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU())
+    return stem, layers, lastact, nn.AdaptiveAvgPool2d(1), nn.Linear(c_prev, num_classes)
+
+
 class NB201Network(nn.Module):
     """The NAS-Bench-201 network for one genotype."""
 
     def __init__(self, genotype: Genotype, c: int = 16, n: int = 5, num_classes: int = 10) -> None:
         super().__init__()
         self.genotype = genotype
-        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
-        layers: list[nn.Module] = []
-        c_prev = c
-        for stage, mult in enumerate((1, 2, 4)):
-            c_cur = c * mult
-            if stage > 0:
-                layers.append(ResNetBlock(c_prev, c_cur))
-            layers.extend(NB201Cell(genotype, c_cur) for _ in range(n))
-            c_prev = c_cur
+        self.stem, layers, self.lastact, self.pool, self.classifier = macro_skeleton(
+            c, n, num_classes, lambda channels: NB201Cell(genotype, channels))
         self.cells = nn.Sequential(*layers)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU())
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_prev, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.lastact(self.cells(self.stem(x)))

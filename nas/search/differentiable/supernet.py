@@ -163,7 +163,7 @@ class NB201Supernet(Supernet):
     has_latency = True
 
     def __init__(self, c: int = 16, n: int = 5, num_classes: int = 10, input_size: int = 32) -> None:
-        from search_spaces.nb201 import EDGES, OPS, NB201Space, ResNetBlock
+        from search_spaces.nb201 import EDGES, OPS, NB201Space, macro_skeleton
 
         super().__init__()
         self.space = NB201Space(num_classes=num_classes, input_size=input_size)
@@ -172,19 +172,9 @@ class NB201Supernet(Supernet):
         self.row_names = {"cell": [f"{i}->{j}" for j, i in EDGES]}
         self.valid = {"cell": _valid_all(len(EDGES), len(OPS))}
         self.derivable = {"cell": _valid_all(len(EDGES), len(OPS))}
-        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
-        layers: list[nn.Module] = []
-        c_prev = c
-        for stage, mult in enumerate((1, 2, 4)):
-            c_cur = c * mult
-            if stage > 0:
-                layers.append(ResNetBlock(c_prev, c_cur))
-            layers.extend(_NB201SearchCell(c_cur) for _ in range(n))
-            c_prev = c_cur
+        self.stem, layers, self.lastact, self.pool, self.classifier = macro_skeleton(
+            c, n, num_classes, _NB201SearchCell)
         self.cells = nn.ModuleList(layers)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU())
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_prev, num_classes)
 
     def forward(self, x: Tensor, plan: Plan) -> Tensor:
         w, active = plan.weights["cell"], plan.active["cell"]
