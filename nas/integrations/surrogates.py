@@ -11,14 +11,18 @@ Architecture Search", NeurIPS 2020) found as good as the path encoding for BO-st
 
 The contract is the :class:`ChoiceSurrogate` protocol: ``fit(x, y)`` with ``x`` ``(n, d)`` one-hot
 rows and ``y`` ``(n,)``, returning itself; ``predict(x) -> (mean, std)``, two float64 ``(m,)``
-arrays with ``std >= 0``. Neither mutates its inputs. Surrogates are registered in
-:data:`SURROGATES`.
+arrays with ``std >= 0``. Neither mutates its inputs. A surrogate may also offer
+``sample(x, rng) -> (m,)``, one draw from its posterior over the rows' values, which the sampler's
+Thompson-sampling acquisition uses (without it, the sampler draws from ``N(mean, std)`` per row).
+Surrogates are registered in :data:`SURROGATES`.
 
 ``forest`` (:class:`ChoiceForest`) is the random forest of SMAC (Hutter, Hoos & Leyton-Brown,
 "Sequential Model-Based Optimization for General Algorithm Configuration", LION 2011): ``B``
 regression trees, each on a bootstrap resample and a random ``max_features`` share of the columns
 per split; the mean is the average of the trees' predictions ``f_b(x)`` and the uncertainty their
-spread, ``std(x) = sqrt(mean_b (f_b(x) - mean(x))^2)``. Its defaults (``min_samples_leaf=3``,
+spread, ``std(x) = sqrt(mean_b (f_b(x) - mean(x))^2)``; a posterior draw is one tree's
+prediction ``f_b(x)`` with ``b`` uniform (Thompson sampling with a bootstrap ensemble: the trees
+disagree jointly over the rows, so a draw ranks them coherently). Its defaults (``min_samples_leaf=3``,
 ``max_features=5/6``) are SMAC's.
 """
 
@@ -82,12 +86,22 @@ class ChoiceForest:
                                             n_jobs=1).fit(x, y)
         return self
 
-    def predict(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def _rows(self, x: FloatArray, what: str) -> FloatArray:
         if self._model is None:
-            raise PredictorError("ChoiceForest.predict before fit")
+            raise PredictorError(f"ChoiceForest.{what} before fit")
         x = np.asarray(x, np.float64)
         if x.ndim != 2 or x.shape[1] != self._model.n_features_in_:
-            raise PredictorError(f"ChoiceForest.predict: rows of width {self._model.n_features_in_} expected; "
+            raise PredictorError(f"ChoiceForest.{what}: rows of width {self._model.n_features_in_} expected; "
                                  f"got shape {x.shape}")
+        return x
+
+    def predict(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+        x = self._rows(x, "predict")
         per_tree = np.stack([t.predict(x) for t in self._model.estimators_], axis=1)  # (m, n_estimators)
         return per_tree.mean(axis=1), per_tree.std(axis=1)
+
+    def sample(self, x: FloatArray, rng: np.random.Generator) -> FloatArray:
+        """One posterior draw for rows ``x`` ``(m, d)``: the prediction of one tree, chosen by ``rng``."""
+        x = self._rows(x, "sample")
+        tree = self._model.estimators_[int(rng.integers(len(self._model.estimators_)))]
+        return np.asarray(tree.predict(x), dtype=np.float64)

@@ -74,7 +74,9 @@ def test_minimize_pretrained_and_errors() -> None:
     target = np.array([-sum(op == "nor_conv_3x3" for op in g) for g in gs], float)
     zero_shot = PREDICTORS.resolve("text_ridge").fit([space.to_graph(g) for g in gs], target)
     # pretrained to predict minus the conv count: in a minimized study of minus the count it ranks from trial 0
-    sampler = PredictorSampler("nb201", zero_shot, pretrained=True, refit_every=0, n_candidates=32, seed=0, kappa=0.0)
+    sampler = PredictorSampler("nb201", zero_shot, pretrained=True, refit_every=0, n_candidates=32, seed=0,
+                               acquisition="ucb", kappa=0.0,  # greedy on the prediction
+                               mutation_fraction=0.5, crossover_fraction=0.0)
     study = optuna.create_study(direction="minimize", sampler=sampler)
 
     def negated(trial: optuna.trial.Trial, g: tuple[str, ...]) -> float:
@@ -87,6 +89,10 @@ def test_minimize_pretrained_and_errors() -> None:
         PredictorSampler("nb201", "graph_gbdt", pretrained=True)
     with pytest.raises(NasError, match="unknown sampler"):
         create_sampler("hyperband", "nb201")
+    with pytest.raises(NasError, match="unknown acquisition"):
+        PredictorSampler("nb201", acquisition="ei")
+    with pytest.raises(NasError, match="sum <= 1"):
+        PredictorSampler("nb201", mutation_fraction=0.6, crossover_fraction=0.6)
 
 
 def test_extra_parameters_go_to_the_independent_sampler() -> None:
@@ -133,3 +139,36 @@ def test_choice_forest_and_copula_against_oracles() -> None:
         forest.predict(x[:, :10])
     with pytest.raises(NasError, match="unknown predictor"):
         PredictorSampler("nb201", "no_such_model")
+
+
+def test_thompson_draws_are_single_trees_and_crossover_recombines_parents() -> None:
+    from nas.integrations.spaces import architecture_mapping
+    from nas.integrations.surrogates import ChoiceForest
+
+    mapping = architecture_mapping("nb201")
+    rng = np.random.default_rng(1)
+    gs = [mapping.space.sample(rng) for _ in range(60)]
+    x = mapping.onehot(gs)
+    y = np.array([sum(op == "nor_conv_3x3" for op in g) for g in gs], float)
+    forest = ChoiceForest(seed=0, n_estimators=8).fit(x, y)
+    trees = np.stack([t.predict(x) for t in forest._model.estimators_])  # (8, 60)
+    draws = [forest.sample(x, np.random.default_rng(s)) for s in range(40)]
+    # every draw is one whole tree's prediction for all rows (a coherent posterior sample), not a mix
+    assert all(any(np.array_equal(d, t) for t in trees) for d in draws)
+    assert len({d.tobytes() for d in draws}) > 1  # and the draws differ
+    assert np.array_equal(draws[3], forest.sample(x, np.random.default_rng(3)))  # seeded by the caller's stream
+    with pytest.raises(NasError, match="sample before fit"):
+        ChoiceForest().sample(x, rng)
+
+    sampler = PredictorSampler(mapping, seed=0)
+    a = ("nor_conv_3x3",) * 6
+    b = ("skip_connect",) * 6
+    children = [sampler._crossover(np.random.default_rng(s), [a, b]) for s in range(200)]
+    assert all(c is not None for c in children)
+    # each edge comes from a parent, except at most one edge changed by the optional mutation
+    foreign = [sum(op not in ("nor_conv_3x3", "skip_connect") for op in c) for c in children if c is not None]
+    assert max(foreign) <= 1 and 0.3 < np.mean([f == 1 for f in foreign]) < 0.7
+    mixed = [c for c in children if c is not None and "nor_conv_3x3" in c and "skip_connect" in c]
+    assert len(mixed) > 150  # both parents contribute (all six edges from one parent: P = 2 / 64)
+    cands = sampler._candidates(np.random.default_rng(0), [a, b], seen={mapping.space.format(a)})
+    assert mapping.space.format(a) not in {mapping.space.format(g) for g in cands}
