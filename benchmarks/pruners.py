@@ -1,4 +1,4 @@
-"""LearningCurvePruner against Optuna's MedianPruner on real training curves.
+"""LearningCurvePruner (parametric and LC-PFN) against Optuna's MedianPruner on real training curves.
 
     python -m benchmarks.pruners --workdir /tmp/nas-curves [--archs 20] [--epochs 10] [--seeds 10] [--out r.json]
 
@@ -16,11 +16,14 @@ the replay. One torch thread.
 **The replay.** For each of ``--seeds`` orders of the curves, an Optuna study runs one trial per
 curve, in that order, reporting the validation accuracy epoch by epoch and stopping when the pruner
 says so. Reported per pruner (none, ``MedianPruner(n_startup_trials=3, n_warmup_steps=2)``,
-``LearningCurvePruner(max_step=epochs-1, n_startup_trials=3, n_warmup_steps=3)``):
+``LearningCurvePruner(max_step=epochs-1, n_startup_trials=3, n_warmup_steps=3)`` with the parametric
+ensemble (``learning_curve``) and with the shipped LC-PFN, ``model="lcpfn", value_range=(0, 100)``
+(``lcpfn``)):
 
 * **epochs saved**: the share of the ``archs x epochs`` training epochs not run;
 * **regret**: the best final validation accuracy among all curves minus the final accuracy of the
-  study's pick (its best complete trial), in points; mean +- std over the orders.
+  study's pick (its best complete trial), in points; mean +- std over the orders;
+* **ms / decision**: the mean wall time of one ``pruner.prune`` call (one thread).
 """
 
 from __future__ import annotations
@@ -112,11 +115,23 @@ def generate_curves(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
 
 
 def replay(curves: list[list[float]], make_pruner: Callable[[], Any], order: np.ndarray) -> dict[str, float]:
-    """One study over the curves in ``order``: epochs run, and the final accuracy of the pick."""
+    """One study over the curves in ``order``: epochs run, the final accuracy of the pick, time per decision."""
     import optuna
 
+    class Timed(optuna.pruners.BasePruner):
+        def __init__(self, inner: optuna.pruners.BasePruner) -> None:
+            self.inner, self.calls, self.seconds = inner, 0, 0.0
+
+        def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+            t = time.perf_counter()
+            out = self.inner.prune(study, trial)
+            self.seconds += time.perf_counter() - t
+            self.calls += 1
+            return out
+
     epochs_run = 0
-    study = optuna.create_study(direction="maximize", pruner=make_pruner(),
+    pruner = Timed(make_pruner())
+    study = optuna.create_study(direction="maximize", pruner=pruner,
                                 sampler=optuna.samplers.RandomSampler(seed=0))
     n = len(curves)
     for i in order:
@@ -137,7 +152,8 @@ def replay(curves: list[list[float]], make_pruner: Callable[[], Any], order: np.
     best = max(c[-1] for c in curves)
     return {"epochs": epochs_run, "saved": 1.0 - epochs_run / sum(len(c) for c in curves),
             "regret": best - curves[pick][-1],
-            "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)}
+            "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
+            "ms_per_decision": 1000.0 * pruner.seconds / max(1, pruner.calls)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
         "learning_curve": lambda: LearningCurvePruner(max_step=last, n_startup_trials=3, n_warmup_steps=3,
                                                       seed=args.seed),
+        "lcpfn": lambda: LearningCurvePruner(max_step=last, n_startup_trials=3, n_warmup_steps=3, model="lcpfn",
+                                             value_range=(0.0, 100.0), seed=args.seed),
     }
     results: dict[str, Any] = {}
     for name, make in pruners.items():
@@ -187,11 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     finals = np.array([c[-1] for c in curves])
     print(f"curves: {len(curves)}, final val acc {finals.min():.1f}..{finals.max():.1f}% (median "
           f"{np.median(finals):.1f}), training {sum(data['seconds']):.0f} s in all")
-    print(f"{'pruner':16s} {'epochs saved':>14s} {'regret (points)':>18s} {'pruned trials':>14s} {'replay s':>9s}")
+    print(f"{'pruner':16s} {'epochs saved':>14s} {'regret (points)':>18s} {'pruned trials':>14s} "
+          f"{'ms / decision':>14s} {'replay s':>9s}")
     for name, r in results.items():
         saved, regret = np.array(r["saved"]) * 100, np.array(r["regret"])
         print(f"{name:16s} {saved.mean():7.1f} ± {saved.std():4.1f}% {regret.mean():9.2f} ± {regret.std():5.2f} "
-              f"{np.mean(r['pruned']):14.1f} {r['seconds']:9.1f}")
+              f"{np.mean(r['pruned']):14.1f} {np.mean(r['ms_per_decision']):14.2f} {r['seconds']:9.1f}")
     if args.out:
         Path(args.out).write_text(json.dumps({"settings": data["settings"], "orders": args.seeds,
                                               "torch": torch.__version__, "results": results,

@@ -11,7 +11,8 @@ re-exports its parts:
   objective, optionally two-objective with latency and constrained (:mod:`nas.integrations.objective`);
 * :class:`PredictorSampler` and :func:`create_sampler` (:mod:`nas.integrations.samplers`), with the
   cheap choice surrogates it uses by default (:class:`ChoiceForest`, :mod:`nas.integrations.surrogates`);
-* :class:`ZeroCostPruner` and :class:`LearningCurvePruner` (:mod:`nas.integrations.pruners`);
+* :class:`ZeroCostPruner` and :class:`LearningCurvePruner` (:mod:`nas.integrations.pruners`), whose
+  curve model is a parametric ensemble or the shipped LC-PFN (:class:`LCPFN`, ``model="lcpfn"``);
 * :func:`open_storage` and :func:`run_worker` for many workers on one study
   (:mod:`nas.integrations.distributed`; ``nas search --storage URL --study NAME`` on the command line).
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 from nas.integrations.curves import CurveEnsemble, Extrapolation
 from nas.integrations.distributed import BudgetExhausted, StorageError, open_storage, run_worker
+from nas.integrations.lcpfn import LCPFN
 from nas.integrations.objective import ArchitectureObjective, best_architecture, make_objective
 from nas.integrations.pruners import LearningCurvePruner, ZeroCostPruner
 from nas.integrations.samplers import (
@@ -54,6 +56,7 @@ from nas.integrations.surrogates import SURROGATES, ChoiceForest, ChoiceSurrogat
 
 __all__ = [
     "CODECS",
+    "LCPFN",
     "SAMPLER_NAMES",
     "SURROGATES",
     "ArchitectureMapping",

@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import NasError
 from nas.integrations.curves import CurveEnsemble
+from nas.integrations.lcpfn import LCPFN
 from nas.integrations.spaces import ArchitectureMapping, InvalidArchitectureError, architecture_mapping
 from search_spaces.base import SearchSpace
 
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 
 #: The user attr that holds a trial's zero-cost score.
 ZC_ATTR = "zc_score"
+
+#: The curve models :class:`LearningCurvePruner` accepts by name.
+CURVE_MODELS: dict[str, Any] = {"parametric": CurveEnsemble, "lcpfn": LCPFN.default}
 
 
 class ZeroCostPruner(BasePruner):
@@ -106,19 +110,47 @@ class LearningCurvePruner(BasePruner):
     (its objective value if it reported none). Nothing is pruned before ``n_startup_trials`` trials
     are complete. The study's direction is respected: for ``minimize`` the curve is negated.
 
+    ``model`` is the extrapolator: ``"parametric"`` (the default) or a
+    :class:`~nas.integrations.curves.CurveEnsemble`, or ``"lcpfn"`` (the shipped prior-fitted
+    transformer, :meth:`~nas.integrations.lcpfn.LCPFN.default`) or an
+    :class:`~nas.integrations.lcpfn.LCPFN` (Adriaensen et al., NeurIPS 2023), which reads
+    ``P(y_final > y_best)`` off its predictive distribution. The LC-PFN works in normalized units, so
+    it needs the objective's ``value_range = (lo, hi)``, e.g. ``(0, 100)`` for an accuracy in percent
+    (for ``minimize`` it is applied to the negated curve as ``(-hi, -lo)``); a reported value outside
+    the range gives no decision. It extrapolates up to its ``max_epochs`` (50 for the shipped one), so
+    ``max_step`` must be below that, and it decides from ``n_warmup_steps >= 1`` reports on (the
+    parametric ensemble needs 3).
+
     Draws are seeded per trial and step (``[seed, trial.number, step]``), so a decision does not
-    depend on which worker makes it.
+    depend on which worker makes it; the LC-PFN's decisions are deterministic.
     """
 
     def __init__(self, max_step: int, *, n_warmup_steps: int = 3, n_startup_trials: int = 3,
-                 threshold: float = 0.05, interval_steps: int = 1, model: CurveEnsemble | None = None,
+                 threshold: float = 0.05, interval_steps: int = 1,
+                 model: CurveEnsemble | LCPFN | str | None = None, value_range: tuple[float, float] | None = None,
                  seed: int = 0) -> None:
-        if max_step < 1 or n_warmup_steps < 3 or not 0.0 < threshold < 1.0 or interval_steps < 1:
+        if isinstance(model, str) or model is None:
+            name = model or "parametric"
+            if name not in CURVE_MODELS:
+                raise NasError(f"LearningCurvePruner: unknown curve model {name!r}; valid: {sorted(CURVE_MODELS)}")
+            resolved: CurveEnsemble | LCPFN = CURVE_MODELS[name]()
+        else:
+            resolved = model
+        min_warmup = 1 if isinstance(resolved, LCPFN) else 3
+        if max_step < 1 or n_warmup_steps < min_warmup or not 0.0 < threshold < 1.0 or interval_steps < 1:
             raise NasError(f"LearningCurvePruner: max_step={max_step} must be >= 1, n_warmup_steps={n_warmup_steps} "
-                           f">= 3, threshold={threshold} in (0, 1), interval_steps={interval_steps} >= 1")
+                           f">= {min_warmup}, threshold={threshold} in (0, 1), interval_steps={interval_steps} >= 1")
+        if isinstance(resolved, LCPFN):
+            if value_range is None or len(value_range) != 2 or not value_range[1] > value_range[0]:
+                raise NasError(f"LearningCurvePruner: the LC-PFN needs value_range=(lo, hi), the objective's range "
+                               f"(e.g. (0, 100) for an accuracy in percent); got {value_range}")
+            if max_step >= resolved.max_epochs:
+                raise NasError(f"LearningCurvePruner: the LC-PFN extrapolates to step {resolved.max_epochs - 1} at "
+                               f"most (curves of {resolved.max_epochs} epochs); got max_step={max_step}")
         self.max_step, self.n_warmup_steps, self.n_startup_trials = max_step, n_warmup_steps, n_startup_trials
         self.threshold, self.interval_steps = threshold, interval_steps
-        self.model = model or CurveEnsemble()
+        self.model = resolved
+        self.value_range = value_range
         self.seed = seed
 
     def best_final(self, study: optuna.Study) -> float | None:
@@ -148,7 +180,13 @@ class LearningCurvePruner(BasePruner):
         values = [sign * trial.intermediate_values[s] for s in steps]
         rng = np.random.default_rng([self.seed, trial.number, step])
         try:
-            ex = self.model.extrapolate(steps, values, self.max_step, rng)
+            if isinstance(self.model, LCPFN):
+                assert self.value_range is not None  # checked in __init__
+                lo, hi = self.value_range
+                ex: Any = self.model.extrapolate(steps, values, self.max_step, rng,
+                                                 value_range=(lo, hi) if sign > 0 else (-hi, -lo))
+            else:
+                ex = self.model.extrapolate(steps, values, self.max_step, rng)
         except NasError as e:
             log.info("trial %d: no extrapolation at step %d: %s", trial.number, step, e)
             return None
