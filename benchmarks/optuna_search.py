@@ -12,7 +12,7 @@ Strategies (``--strategies``, comma-separated), each run ``--seeds`` times (seed
   population 10, tournament 3, the NAS-Bench-201 paper's setting), driven by its own ask/tell;
 * ``predictor`` -- :class:`~nas.integrations.samplers.PredictorSampler` with its defaults (a random
   forest on the one-hot choices, refitted after every trial from 10 trials on; 128 candidates: a
-  third single-edit mutations of the 10 best, a third crossovers of two of them, a third uniform
+  quarter single-edit mutations of the 10 best, half crossovers of two of them, a quarter uniform
   draws; Thompson sampling: the argmax of one tree's predictions), through ``suggest_architecture``;
 * ``random`` -- Optuna's ``RandomSampler`` through ``suggest_architecture``.
 
