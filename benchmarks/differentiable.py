@@ -8,7 +8,10 @@ Experiments (``--experiments``, comma-separated):
 * ``nb201`` -- each of ``--methods`` searches the NB201 supernet (``--nb201-supernet``, default the
   benchmark's C=16, N=5) on the shared CIFAR-10 images (``--images``, default all 2,000: half for the
   weights, half for the architecture) for ``--epochs`` epochs (one number, or ``method=E,...``), per
-  seed. Reported: the **true CIFAR-10 test accuracy** of the derived cell (``cifar10_test_acc`` of the
+  seed, the first ``--warmup`` of them training the weights alone (one value or ``method=W,...``; a
+  whole number of epochs or a fraction in (0, 1); default: each method's own, a quarter of the epochs
+  for ProxylessNAS as in its paper, none for DARTS and GDAS; see :mod:`nas.search.differentiable.search`).
+  Reported: the **true CIFAR-10 test accuracy** of the derived cell (``cifar10_test_acc`` of the
   table, read after the search), mean +- std over seeds, the cell's count of parameter-free ops
   (``skip_connect``, ``none``, ``avg_pool_3x3``) and of ``skip_connect`` (DARTS's collapse), and the
   run's wall and CPU seconds. ``darts-pt`` is not another training run: it re-derives each DARTS
@@ -16,11 +19,13 @@ Experiments (``--experiments``, comma-separated):
 * ``mbv3`` -- ProxylessNAS on the MobileNetV3 supernet (``--mbv3-supernet``) with each of
   ``--lambdas`` (lambda per ms of expected latency); reported: the derived network's latency predicted
   by the lookup table and measured with onnxruntime (batch 1, ``--lut-threads`` threads, 10 warm-up,
-  median of 30), their relative error, and whether it is within 10%. The check is done at the end,
-  for all derived networks together, right after the table's calibration on ``--lut-calibration``
-  random networks (see :mod:`nas.search.differentiable.latency`): on a shared machine the load drifts
-  over minutes, and a check minutes away from the calibration measures the drift too. The check each
-  run made when it finished is kept in the JSON (``run_check``).
+  median of 30, the least of 5 such medians in rounds interleaved over the networks), their relative
+  error, and whether it is within 10%. The table's entries and its calibration on ``--lut-calibration``
+  networks spanning the supernet's latency range are measured the same way (see
+  :mod:`nas.search.differentiable.latency`): on a shared machine the load comes and goes over seconds
+  and only slows a run, so each figure is reduced to the unloaded machine's. The check is done at the
+  end, for all derived networks together; the check each run made when it finished is kept in the
+  JSON (``run_check``).
 * ``memory`` -- the supernet training steps (weights and architecture) of DARTS against ProxylessNAS
   and against a single path drawn at random, on the same NB201 supernet and batch, side by side: the
   bytes of the activations autograd saves for backward (the memory that grows with the number of
@@ -62,6 +67,19 @@ def _epochs(text: str, methods: list[str]) -> dict[str, int]:
     missing = [m for m in methods if m not in out and m != "darts-pt"]
     if missing:
         raise SystemExit(f"--epochs gives no epochs for {missing}")
+    return out
+
+
+def _warmups(text: str, methods: list[str]) -> dict[str, float | None]:
+    """``--warmup``: empty (each method's default), one value for all, or ``method=W,...``."""
+    if not text.strip():
+        return {m: None for m in methods}
+    if "=" not in text:
+        return {m: float(text) for m in methods}
+    out: dict[str, float | None] = {m: None for m in methods}
+    for part in text.split(","):
+        k, _, v = part.partition("=")
+        out[k.strip()] = float(v)
     return out
 
 
@@ -188,18 +206,20 @@ def _latency_check(runs: list[dict[str, Any]], sup: dict[str, Any], args: argpar
     """Predicted (calibrated table) against measured latency of every derived network, in one go."""
     import torch
 
-    from nas.search.differentiable.latency import LatencyLUT, LatencyModel, measure_module
+    from nas.search.differentiable.latency import LatencyLUT, LatencyModel, measure_modules
     from nas.search.differentiable.supernet import build_supernet
 
     net = build_supernet("mbv3", **sup)
     lut = LatencyLUT(args.lut, threads=args.lut_threads)
     model = LatencyModel.from_lut(net, lut, calibrate=args.lut_calibration)
+    modules = []
     for r in runs:
         genotype = net.genotype(r["ops"])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            module = net.space.to_module(genotype)
-        measured = measure_module(module, net.space.example_input_shape(1, genotype), threads=args.lut_threads)
+            modules.append((net.space.to_module(genotype), tuple(net.space.example_input_shape(1, genotype))))
+    all_measured = measure_modules(modules, threads=args.lut_threads, rounds=5)
+    for r, measured in zip(runs, all_measured, strict=True):
         predicted = model.predict(r["ops"])
         r.update(predicted_ms=predicted, summed_ms=model.predict(r["ops"], calibrated=False), factor=model.factor,
                  offset_ms=model.offset_ms,
@@ -252,6 +272,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                    help="nb201 methods; darts-pt re-derives the darts runs (default all)")
     p.add_argument("--epochs", default="darts=12,darts2=5,gdas=50,proxyless=40",
                    help="epochs: a number or method=E,... (default: about 30 CPU-minutes per run at C=16, N=5)")
+    p.add_argument("--warmup", default="",
+                   help="weights-only warm-up epochs (or fraction in (0, 1)): one value or method=W,... "
+                        "(default: each method's own, 0.25 for proxyless, 0 otherwise)")
     p.add_argument("--images", type=int, default=0, help="CIFAR-10 images used (default 0: all 2,000)")
     p.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
     p.add_argument("--nb201-supernet", default="c=16,n=5", help="NB201 supernet arguments (default c=16,n=5)")
@@ -261,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--mbv3-supernet", default="width=1.0", help="MobileNetV3 supernet arguments (default width=1.0)")
     p.add_argument("--lut", type=Path, default=None, help="latency table (default: the machine's cache file)")
     p.add_argument("--lut-threads", type=int, default=1, help="onnxruntime threads for the table and the check")
-    p.add_argument("--lut-calibration", type=int, default=5, help="networks that calibrate the table (default 5)")
+    p.add_argument("--lut-calibration", type=int, default=9, help="networks that calibrate the table (default 9)")
     p.add_argument("--memory-supernet", default="c=16,n=5", help="supernet of the memory experiment")
     p.add_argument("--memory-steps", type=int, default=3, help="timed steps per method (default 3)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -278,6 +301,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     experiments = [e.strip() for e in args.experiments.split(",") if e.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     epochs = _epochs(args.epochs, methods)
+    warmups = _warmups(args.warmup, [*methods, "proxyless"])
     data_dir = str(args.data_dir) if args.data_dir else None
     work = args.workdir or Path(str(args.out) + ".runs")
     work.mkdir(parents=True, exist_ok=True)
@@ -289,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         gt = nb201_ground_truth(args.data_dir)
         result["optimum_test_acc"] = float(np.max(np.asarray(gt["cifar10_test_acc"], dtype=float)))
         sup = _kv(args.nb201_supernet)
-        exp: dict[str, Any] = {"supernet": sup, "epochs": epochs, "methods": {}}
+        exp: dict[str, Any] = {"supernet": sup, "epochs": epochs, "warmup_epochs": {}, "methods": {}}
         order = [m for m in methods if m != "darts-pt"] + (["darts-pt"] if "darts-pt" in methods else [])
         for mname in order:
             entry: dict[str, Any] = {"test_acc": [], "genotypes": [], "param_free_ops": [], "skip_connect": [],
@@ -303,7 +327,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 else:
                     cfg = DiffSearchConfig(method=mname, space="nb201", epochs=epochs[mname], seed=seed,
                                            data="cifar10", data_dir=data_dir, images=args.images, batch=args.batch,
-                                           supernet=sup, threads=args.threads)
+                                           warmup_epochs=warmups[mname], supernet=sup, threads=args.threads)
+                    exp["warmup_epochs"][mname] = cfg.warmup
                     res, wall, cpu = _run(cfg, work / f"nb201-{mname}-{seed}")
                 g = parse_arch(res["best"]["genotype"])
                 acc = res["best"].get("cifar10_test_acc")
@@ -318,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             exp["methods"][mname] = entry
             rows.append({"experiment": "nb201", "method": mname, "seeds": args.seeds,
                          "epochs": epochs.get(mname, epochs.get("darts")),
+                         "warmup": exp["warmup_epochs"].get(mname, exp["warmup_epochs"].get("darts")),
                          "test_acc": f"{np.mean(entry['test_acc']):.2f} +- {np.std(entry['test_acc']):.2f}",
                          "skip/6": float(np.mean(entry["skip_connect"])),
                          "param_free/6": float(np.mean(entry["param_free_ops"])),
@@ -332,8 +358,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             for seed in range(args.seeds):
                 cfg = DiffSearchConfig(method="proxyless", space="mbv3", epochs=args.mbv3_epochs, seed=seed,
                                        data="cifar10", data_dir=data_dir, images=args.images, batch=args.batch,
-                                       latency_weight=lam, supernet=sup, threads=args.threads,
-                                       lut=str(args.lut) if args.lut else None, lut_threads=args.lut_threads)
+                                       latency_weight=lam, warmup_epochs=warmups["proxyless"], supernet=sup,
+                                       threads=args.threads,
+                                       lut=str(args.lut) if args.lut else None, lut_threads=args.lut_threads,
+                                       lut_calibration=args.lut_calibration)
                 res, wall, cpu = _run(cfg, work / f"mbv3-lambda{lam:g}-{seed}")
                 runs.append({"lambda": lam, "seed": seed, "genotype": res["best"]["genotype"],
                              "ops": res["derived"]["ops"], "run_check": res["latency"], "cpu_s": cpu})
@@ -347,7 +375,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                          "within_10%": all(r["within_10pct"] for r in sel),
                          "cpu_min": float(np.mean([r["cpu_s"] for r in sel])) / 60})
         means = [float(np.mean([r["measured_ms"] for r in runs if r["lambda"] == lam])) for lam in lambdas]
-        result["experiments"]["mbv3"] = {"supernet": sup, "epochs": args.mbv3_epochs, "runs": runs,
+        result["experiments"]["mbv3"] = {"supernet": sup, "epochs": args.mbv3_epochs,
+                                         "lut_calibration": args.lut_calibration,
+                                         "warmup_epochs": DiffSearchConfig(
+                                             method="proxyless", epochs=args.mbv3_epochs,
+                                             warmup_epochs=warmups["proxyless"]).warmup,
+                                         "runs": runs,
                                          "measured_falls_with_lambda": all(
                                              b < a for a, b in itertools.pairwise(means)),
                                          "all_within_10pct": all(r["within_10pct"] for r in runs)}
@@ -361,7 +394,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                          "a_x_single": r["arch_step_vs_single_path"], "s_per_step": r["seconds_per_step"]})
 
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    result["settings"] = settings(seeds=args.seeds, methods=methods, epochs=args.epochs, images=args.images or "all",
+    result["settings"] = settings(seeds=args.seeds, methods=methods, epochs=args.epochs,
+                                  warmup=args.warmup or "default", images=args.images or "all",
                                   batch=args.batch, data="cifar10", data_dir=data_dir, threads=args.threads,
                                   nb201_supernet=args.nb201_supernet, lambdas=args.lambdas,
                                   mbv3_supernet=args.mbv3_supernet, mbv3_epochs=args.mbv3_epochs,

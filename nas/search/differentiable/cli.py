@@ -48,6 +48,8 @@ def register(sub: Any) -> None:
     b.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
     b.add_argument("--repeats", type=int, default=30, help="timed runs per op, median taken (default 30)")
     b.add_argument("--warmup", type=int, default=10, help="untimed runs per op (default 10)")
+    b.add_argument("--rounds", type=int, default=3,
+                   help="interleaved rounds of warm-up and timed runs, the least median kept (default 3)")
     b.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")
     b.set_defaults(func=cmd_build_lut)
 
@@ -62,7 +64,7 @@ def cmd_build_lut(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     net = build_supernet(args.space, **_supernet_args(args.supernet))
     specs = all_specs(net)  # raises for a supernet without a latency model
-    lut = LatencyLUT(args.lut, threads=args.threads, warmup=args.warmup, repeats=args.repeats)
+    lut = LatencyLUT(args.lut, threads=args.threads, warmup=args.warmup, repeats=args.repeats, rounds=args.rounds)
     unique = list({s.key: s for s in specs}.values())
     new = lut.build(unique, progress=lambda it: tqdm(it, desc="build-lut", unit="op", file=sys.stderr,
                                                      disable=args.json))
@@ -88,7 +90,9 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
                                                            "(default 0.025)")
     g.add_argument("--arch-lr", type=float, default=None,
                    help="architecture learning rate (default 3e-4; 6e-3 for proxyless)")
-    g.add_argument("--warmup-epochs", type=int, default=0, help="epochs of weights only, before arch steps")
+    g.add_argument("--warmup-epochs", type=float, default=None,
+                   help="weights-only warm-up before the architecture steps: N epochs, or a fraction in (0, 1) of "
+                        "--epochs (default: 0.25 for proxyless, as ProxylessNAS; 0 otherwise)")
     g.add_argument("--images", type=int, default=0, help="use this many images of --data (default 0: all)")
     g.add_argument("--supernet", default=None, help="supernet arguments, e.g. c=8,n=1 (nb201) or width=0.5 (mbv3)")
     g.add_argument("--selection", default="argmax", choices=("argmax", "darts-pt"),

@@ -273,6 +273,72 @@ def test_latency_table_is_measured_once_and_cached_by_fingerprint(tmp_path: Path
     assert line > 0 and len(json.loads((tmp_path / "lut.json").read_text())["calibrations"]) == 2
 
 
+def test_calibration_networks_span_the_supernets_latency_range() -> None:
+    from nas.search.differentiable.latency import LatencyModel
+
+    net = build_supernet("mbv3", width=0.5)
+    valid = net.valid["blocks"]
+    table = torch.rand(valid.shape, generator=torch.Generator().manual_seed(0)) + 0.1
+    table[:, -1] = 0.0  # skip
+    model = LatencyModel(1.0, {"blocks": table})
+    nets = model.calibration_ops(net, 5, seed=3)
+    sums = [model.predict(ops, calibrated=False) for ops in nets]
+    inf = torch.tensor(float("inf"))
+    fastest = 1.0 + float(torch.where(valid, table, inf).min(-1).values.sum())
+    slowest = 1.0 + float(torch.where(valid, table, -inf).max(-1).values.sum())
+    assert math.isclose(sums[0], fastest, rel_tol=1e-6) and math.isclose(sums[-1], slowest, rel_tol=1e-6)
+    assert all(fastest < x < slowest for x in sums[1:-1])
+    assert all(bool(valid[r, i]) for ops in nets for r, i in enumerate(ops["blocks"]))
+    # every network of the supernet sums to within them, so the calibration line is never extrapolated
+    arch = ArchState(net, torch.Generator().manual_seed(1))
+    for _ in range(20):
+        ops = {"blocks": torch.multinomial(arch.probs("blocks"), 1).squeeze(1).tolist()}
+        assert fastest <= model.predict(ops, calibrated=False) <= slowest
+
+
+def test_calibration_fit_is_a_relative_least_squares_line() -> None:
+    from nas.search.differentiable.latency import fit_calibration
+
+    summed = [1.5, 2.0, 3.0, 4.5, 6.0]
+    factor, offset = fit_calibration(summed, [1.2 * s - 0.2 for s in summed])
+    assert math.isclose(factor, 1.2, rel_tol=1e-6) and math.isclose(offset, -0.2, abs_tol=1e-6)
+    # relative residuals: one network 10% slow pulls the small end less than ordinary least squares would
+    measured = [1.2 * s - 0.2 for s in summed]
+    measured[-1] *= 1.1
+    factor, offset = fit_calibration(summed, measured)
+    assert abs(factor * 1.5 + offset - measured[0]) / measured[0] < 0.02
+    # two networks, or a line that falls with the sum: the median ratio, no offset
+    assert fit_calibration([2.0, 4.0], [2.2, 4.6]) == (pytest.approx(1.125), 0.0)
+    assert fit_calibration([2.0, 3.0, 4.0], [3.0, 2.9, 2.8]) == (pytest.approx(0.9667, abs=1e-4), 0.0)
+
+
+def test_measurement_is_the_least_of_interleaved_round_medians(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time as time_module
+
+    from nas.search.differentiable import latency
+    from nas.search.differentiable.latency import _export
+
+    # each timed run reads the clock twice; run k of round r takes per_round[r] ms (model 0) or +1 ms (model 1)
+    per_round = [2.0, 1.0, 3.0]
+    calls, now = [0], [0.0]
+    repeats, n_models = 3, 2
+
+    def fake_clock() -> float:
+        k = calls[0]
+        calls[0] += 1
+        if k % 2 == 1:  # the end of a run
+            run = k // 2
+            rnd, model = run // (repeats * n_models), (run // repeats) % n_models
+            now[0] += (per_round[rnd] + model) / 1e3
+        return now[0]
+
+    monkeypatch.setattr(time_module, "thread_time", fake_clock)
+    relu = _export(torch.nn.ReLU(), (1, 1))
+    out = latency.measure_onnx_many([relu, relu], threads=1, warmup=0, repeats=repeats, rounds=3)
+    assert out == [pytest.approx(1.0), pytest.approx(2.0)]
+    assert calls[0] == 2 * repeats * n_models * 3
+
+
 def test_latency_loss_drives_the_expected_latency_down() -> None:
     from nas.search.differentiable.latency import LatencyModel
 
@@ -353,6 +419,36 @@ def test_resume_continues_as_an_uninterrupted_run(tmp_path: Path) -> None:
     assert a == b
     with pytest.raises(Exception, match="already holds a search"):
         run_differentiable_search(cfg, tmp_path / "full", progress=False)
+
+
+def test_warmup_freezes_the_architecture_then_releases_it_and_resumes(tmp_path: Path) -> None:
+    cfg = tiny_config(method="proxyless", epochs=4, warmup_epochs=2)
+    full = run_differentiable_search(cfg, tmp_path / "full", progress=False)
+    assert full is not None
+    net = build_supernet("nb201", **TINY_NB201)
+    init = ArchState(net, torch.Generator().manual_seed(cfg.seed)).probs("cell").detach()
+    probs = [torch.tensor(h["probs"]["cell"]) for h in full.history]
+    assert torch.allclose(probs[0], init, atol=1e-7) and torch.allclose(probs[1], init, atol=1e-7)
+    assert not torch.allclose(probs[2], init, atol=1e-4)  # the first search epoch moves the logits
+    lines = [json.loads(x) for x in (tmp_path / "full" / "candidates.jsonl").read_text().splitlines()]
+    assert [r["scores"]["arch_val_loss"] is None for r in lines] == [True, True, False, False]
+    # a run cut inside the warm-up resumes into the same search
+    assert run_differentiable_search(cfg, tmp_path / "cut", progress=False, stop_after_epochs=1) is None
+    resumed = run_differentiable_search(None, tmp_path / "cut", resume=True, progress=False)
+    assert resumed is not None and resumed.history == full.history
+
+
+def test_warmup_default_is_proxylessnas_quarter_and_bad_values_are_named() -> None:
+    assert DiffSearchConfig(method="proxyless", epochs=40).warmup == 10
+    assert DiffSearchConfig(method="darts", epochs=40).warmup == 0
+    assert DiffSearchConfig(method="gdas", epochs=40, warmup_epochs=0.5).warmup == 20
+    assert DiffSearchConfig(method="proxyless", epochs=40, warmup_epochs=0).warmup == 0
+    assert DiffSearchConfig(method="darts", epochs=40, warmup_epochs=3).warmup == 3
+    assert DiffSearchConfig(method="proxyless", epochs=2, warmup_epochs=0.9).warmup == 1  # one epoch of search left
+    with pytest.raises(Exception, match=r"warmup_epochs must be a whole number.*2\.5"):
+        DiffSearchConfig(epochs=10, warmup_epochs=2.5)
+    with pytest.raises(Exception, match=r"warmup_epochs \(10\) must leave at least one epoch"):
+        DiffSearchConfig(epochs=10, warmup_epochs=10)
 
 
 def test_darts_pt_selection_returns_a_valid_genotype(tmp_path: Path) -> None:
