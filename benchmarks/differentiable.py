@@ -29,7 +29,10 @@ Experiments (``--experiments``, comma-separated):
 * ``memory`` -- the supernet training steps (weights and architecture) of DARTS against ProxylessNAS
   and against a single path drawn at random, on the same NB201 supernet and batch, side by side: the
   bytes of the activations autograd saves for backward (the memory that grows with the number of
-  paths; mean over ``--memory-steps`` steps, since the sampled methods run different ops each step)
+  paths; mean over ``--memory-steps`` steps, since the sampled methods run different ops each step),
+  the process's peak memory -- the peak resident set size of ``--memory-steps`` architecture + weight
+  steps above the resident size before them, in a fresh process per method that holds only that
+  supernet, batch and optimizers (Linux: ``/proc/self`` high-water mark, reset after the setup) --
   and the median seconds of a weight plus an architecture step over ``--memory-steps`` after one warm-up.
 
 Each run has its own folder under ``--workdir``; a finished run (``result.json``) is read back, an
@@ -158,31 +161,73 @@ def _single_path_step(net: Any, arch: Any, gen: Any, opt: Any, x: Any, y: Any) -
     opt.step()
 
 
-def memory_experiment(supernet: dict[str, Any], batch: int, steps: int, seed: int) -> list[dict[str, Any]]:
+def _steps(name: str, supernet: dict[str, Any], batch: int, seed: int) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """The weight step and the architecture step of ``name`` (or of a single path) on a fixed batch."""
     import torch
 
     from nas.search.differentiable.methods import ArchState, Method
     from nas.search.differentiable.supernet import build_supernet
 
-    rows: list[dict[str, float | str]] = []
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, 3, 32, 32, generator=gen)
     y = torch.randint(0, 10, (batch,), generator=gen)
-    for name in ("darts", "proxyless", "single path"):
-        torch.manual_seed(seed)
-        net = build_supernet("nb201", **supernet)
-        arch = ArchState(net, torch.Generator().manual_seed(seed))
-        w_opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-        a_opt = torch.optim.Adam(arch.parameters(), lr=3e-4)
-        w_step: Callable[[], Any]
-        a_step: Callable[[], Any]
-        if name == "single path":  # the floor both methods are held to
-            w_step = a_step = functools.partial(_single_path_step, net, arch, torch.Generator().manual_seed(seed),
-                                                w_opt, x, y)
-        else:
-            m = Method(name, net, arch, torch.Generator().manual_seed(seed), lambda a: torch.zeros(()))
-            w_step = functools.partial(m.weight_step, w_opt, x, y)
-            a_step = functools.partial(m.arch_step, a_opt, x, y, x, y, 0.01, 3e-4)
+    torch.manual_seed(seed)
+    net = build_supernet("nb201", **supernet)
+    arch = ArchState(net, torch.Generator().manual_seed(seed))
+    w_opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    a_opt = torch.optim.Adam(arch.parameters(), lr=3e-4)
+    if name == "single path":  # the floor both methods are held to
+        step = functools.partial(_single_path_step, net, arch, torch.Generator().manual_seed(seed), w_opt, x, y)
+        return step, step
+    m = Method(name, net, arch, torch.Generator().manual_seed(seed), lambda a: torch.zeros(()))
+    return functools.partial(m.weight_step, w_opt, x, y), functools.partial(m.arch_step, a_opt, x, y, x, y, 0.01, 3e-4)
+
+
+def _proc_kib(field: str) -> int:
+    import re
+
+    text = Path("/proc/self/status").read_text()
+    m = re.search(rf"^{field}:\s+(\d+) kB", text, re.MULTILINE)
+    if m is None:
+        raise RuntimeError(f"no {field} in /proc/self/status")
+    return int(m.group(1))
+
+
+def _peak_rss_mb(job: tuple[str, dict[str, Any], int, int, int]) -> float:
+    """In a fresh process: the peak resident memory of ``steps`` architecture + weight steps above the
+    resident memory before them (MB).
+
+    Linux: after the setup (supernet, batch, optimizers), freed heap is returned to the system
+    (``malloc_trim``) and the process's high-water mark is reset to its current resident size
+    (``/proc/self/clear_refs``, value 5); ``VmHWM`` after the steps minus ``VmRSS`` before them is
+    then the steps' own peak, whatever the imports and the setup peaked at.
+    """
+    import ctypes
+    import gc
+
+    import torch
+
+    torch.set_num_threads(1)
+    name, supernet, batch, steps, seed = job
+    w_step, a_step = _steps(name, supernet, batch, seed)
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _proc_kib("VmRSS")
+    for _ in range(steps):
+        a_step()
+        w_step()
+    return (_proc_kib("VmHWM") - before) / 1024
+
+
+def memory_experiment(supernet: dict[str, Any], batch: int, steps: int, seed: int) -> list[dict[str, Any]]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    rows: list[dict[str, float | str]] = []
+    names = ("darts", "proxyless", "single path")
+    for name in names:
+        w_step, a_step = _steps(name, supernet, batch, seed)
         # mean over steps: the sampled methods run different ops at each step
         w_bytes = statistics.mean(_saved_bytes_step(w_step) for _ in range(steps))
         a_bytes = statistics.mean(_saved_bytes_step(a_step) for _ in range(steps))
@@ -194,10 +239,17 @@ def memory_experiment(supernet: dict[str, Any], batch: int, steps: int, seed: in
             times.append(time.perf_counter() - t)
         rows.append({"step": name, "weight_step_saved_mb": w_bytes / 2**20, "arch_step_saved_mb": a_bytes / 2**20,
                      "seconds_per_step": statistics.median(times[1:])})
+    # the process's peak memory, each method in a process of its own (a peak never comes down)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        peaks = [pool.submit(_peak_rss_mb, (n, supernet, batch, steps, seed)).result() for n in names]
+    for r, peak in zip(rows, peaks, strict=True):
+        r["peak_rss_increase_mb"] = peak
     base_mb, base_s = float(rows[-1]["weight_step_saved_mb"]), float(rows[-1]["seconds_per_step"])
+    base_peak = float(rows[-1]["peak_rss_increase_mb"])
     for r in rows:
         r["weight_step_vs_single_path"] = float(r["weight_step_saved_mb"]) / max(base_mb, 1e-9)
         r["arch_step_vs_single_path"] = float(r["arch_step_saved_mb"]) / max(base_mb, 1e-9)
+        r["peak_vs_single_path"] = float(r["peak_rss_increase_mb"]) / max(base_peak, 1e-9)
         r["time_vs_single_path"] = float(r["seconds_per_step"]) / base_s
     return rows
 
@@ -391,7 +443,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         for r in mem:
             rows.append({"experiment": "memory", "method": r["step"], "w_step_mb": r["weight_step_saved_mb"],
                          "a_step_mb": r["arch_step_saved_mb"], "w_x_single": r["weight_step_vs_single_path"],
-                         "a_x_single": r["arch_step_vs_single_path"], "s_per_step": r["seconds_per_step"]})
+                         "a_x_single": r["arch_step_vs_single_path"], "peak_mb": r["peak_rss_increase_mb"],
+                         "peak_x_single": r["peak_vs_single_path"], "s_per_step": r["seconds_per_step"]})
 
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["settings"] = settings(seeds=args.seeds, methods=methods, epochs=args.epochs,
