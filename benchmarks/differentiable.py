@@ -60,13 +60,19 @@ from benchmarks._common import add_common_args, report, settings
 PARAM_FREE = ("skip_connect", "none", "avg_pool_3x3")
 
 
-def _epochs(text: str, methods: list[str]) -> dict[str, int]:
+def _per_method(text: str, methods: list[str], cast: Callable[[str], Any]) -> dict[str, Any]:
+    """One value for every method, or ``method=V,...`` (only the methods named)."""
     if "=" not in text:
-        return {m: int(text) for m in methods}
+        return {m: cast(text) for m in methods}
     out = {}
     for part in text.split(","):
         k, _, v = part.partition("=")
-        out[k.strip()] = int(v)
+        out[k.strip()] = cast(v)
+    return out
+
+
+def _epochs(text: str, methods: list[str]) -> dict[str, int]:
+    out = _per_method(text, methods, int)
     missing = [m for m in methods if m not in out and m != "darts-pt"]
     if missing:
         raise SystemExit(f"--epochs gives no epochs for {missing}")
@@ -75,14 +81,9 @@ def _epochs(text: str, methods: list[str]) -> dict[str, int]:
 
 def _warmups(text: str, methods: list[str]) -> dict[str, float | None]:
     """``--warmup``: empty (each method's default), one value for all, or ``method=W,...``."""
-    if not text.strip():
-        return {m: None for m in methods}
-    if "=" not in text:
-        return {m: float(text) for m in methods}
-    out: dict[str, float | None] = {m: None for m in methods}
-    for part in text.split(","):
-        k, _, v = part.partition("=")
-        out[k.strip()] = float(v)
+    out: dict[str, float | None] = dict.fromkeys(methods)
+    if text.strip():
+        out.update(_per_method(text, methods, float))
     return out
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import optuna
@@ -25,6 +24,7 @@ from nas.integrations.lcpfn import (
     train,
 )
 from nas.integrations.optuna import LearningCurvePruner
+from tests.nas.integrations._curves import replay
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 torch.set_num_threads(1)
@@ -115,36 +115,18 @@ def test_shipped_model_beats_the_last_value_on_held_out_prior_curves() -> None:
     assert 0.65 < inside < 0.95, inside
 
 
-def _replay(curves: list[list[float]], pruner: optuna.pruners.BasePruner,
-            direction: Literal["minimize", "maximize"] = "maximize") -> optuna.Study:
-    study = optuna.create_study(direction=direction, pruner=pruner)
-    for i in range(len(curves)):
-        study.enqueue_trial({"i": i})
-
-    def objective(trial: optuna.trial.Trial) -> float:
-        curve = curves[trial.suggest_int("i", 0, len(curves) - 1)]
-        for step, v in enumerate(curve):
-            trial.report(v, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return curve[-1]
-
-    study.optimize(objective, n_trials=len(curves))
-    return study
-
-
 def test_lcpfn_pruner_stops_a_hopeless_curve_and_keeps_a_good_one() -> None:
     x = np.arange(20) + 1.0
     good = list(85.0 - 50.0 * x ** -0.8)
     bad = list(45.0 - 30.0 * x ** -0.8)  # saturates 40 points below the others
     better = list(90.0 - 55.0 * x ** -0.8)  # ends above every earlier curve
     curves = [good, good, good, bad, better]
-    study = _replay(curves, LearningCurvePruner(max_step=19, model="lcpfn", value_range=(0.0, 100.0)))
+    study = replay(curves, LearningCurvePruner(max_step=19, model="lcpfn", value_range=(0.0, 100.0)))
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE] * 3 + [TrialState.PRUNED, TrialState.COMPLETE]
     assert study.trials[3].last_step == 2  # at the first decision
     losses = [[-v for v in c] for c in curves]  # minimize, with the range of the losses
-    study = _replay(losses, LearningCurvePruner(max_step=19, model="lcpfn", value_range=(-100.0, 0.0)), "minimize")
+    study = replay(losses, LearningCurvePruner(max_step=19, model="lcpfn", value_range=(-100.0, 0.0)), "minimize")
     assert [t.state for t in study.trials][3:] == [TrialState.PRUNED, TrialState.COMPLETE]
     with pytest.raises(NasError, match="value_range"):
         LearningCurvePruner(max_step=19, model="lcpfn")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import optuna
 import pytest
@@ -13,6 +11,7 @@ from nas.errors import NasError
 from nas.integrations.curves import CurveEnsemble
 from nas.integrations.optuna import LearningCurvePruner, ZeroCostPruner, make_objective
 from search_spaces import space_from_spec
+from tests.nas.integrations._curves import replay
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -32,39 +31,20 @@ def test_curve_ensemble_extrapolates_a_known_curve() -> None:
         CurveEnsemble().extrapolate([0, 1], [1.0, 2.0], 10, rng)
 
 
-def _replay(curves: list[list[float]], pruner: optuna.pruners.BasePruner,
-            direction: Literal["minimize", "maximize"] = "maximize") -> \
-        optuna.Study:
-    study = optuna.create_study(direction=direction, pruner=pruner)
-    for i in range(len(curves)):
-        study.enqueue_trial({"i": i})
-
-    def objective(trial: optuna.trial.Trial) -> float:
-        curve = curves[trial.suggest_int("i", 0, len(curves) - 1)]
-        for step, v in enumerate(curve):
-            trial.report(v, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return curve[-1]
-
-    study.optimize(objective, n_trials=len(curves))
-    return study
-
-
 def test_learning_curve_pruner_stops_a_hopeless_curve_and_keeps_a_good_one() -> None:
     x = np.arange(20) + 1.0
     good = list(85.0 - 50.0 * x ** -0.8)
     bad = list(45.0 - 30.0 * x ** -0.8)  # saturates 40 points below the others
     better = list(90.0 - 55.0 * x ** -0.8)  # ends above every earlier curve
     curves = [good, good, good, bad, better]
-    study = _replay(curves, LearningCurvePruner(max_step=19, n_startup_trials=3, seed=0))
+    study = replay(curves, LearningCurvePruner(max_step=19, n_startup_trials=3, seed=0))
     states = [t.state for t in study.trials]
     assert states[:3] == [TrialState.COMPLETE] * 3
     assert states[3] == TrialState.PRUNED and study.trials[3].last_step == 2  # at the first decision
     assert states[4] == TrialState.COMPLETE
     # minimize: the same curves as losses
     losses = [[-v for v in c] for c in curves]
-    study = _replay(losses, LearningCurvePruner(max_step=19, n_startup_trials=3, seed=0), "minimize")
+    study = replay(losses, LearningCurvePruner(max_step=19, n_startup_trials=3, seed=0), "minimize")
     assert [t.state for t in study.trials][3:] == [TrialState.PRUNED, TrialState.COMPLETE]
     with pytest.raises(NasError):
         LearningCurvePruner(max_step=10, n_warmup_steps=2)
