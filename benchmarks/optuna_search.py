@@ -3,7 +3,8 @@
     python -m benchmarks.optuna_search --data-dir ../shared/data --seeds 10 --workdir /tmp/nas-optuna \\
         --out /tmp/nas-optuna/result.json
 
-Strategies (``--strategies``, comma-separated), each run ``--seeds`` times (seeds ``0..seeds-1``):
+Strategies (``--strategies``, comma-separated), each run ``--seeds`` times (seeds ``first..first+seeds-1``,
+``--first-seed`` 0 by default):
 
 * ``tpe`` -- Optuna's multivariate TPE (``create_sampler("tpe")``: 10 random start-up trials) over
   the NB201 cell through :func:`~nas.integrations.spaces.suggest_architecture` (six categorical
@@ -147,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p, default_out="optuna_search.json")
     p.add_argument("--seeds", type=int, default=10, help="seeds per strategy (default 10)")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="seeds run from this one (default 0; other ranges keep tuning away from the reported seeds)")
     p.add_argument("--budgets", default="50,100,300", help="evaluation budgets to report (default 50,100,300)")
     p.add_argument("--strategies", default=",".join(STRATEGIES), help=f"which of {', '.join(STRATEGIES)}")
     p.add_argument("--metric", default="cifar10valid_valid_acc", help="the oracle's column")
@@ -174,12 +177,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     work = args.workdir or Path(str(args.out) + ".runs")
     work.mkdir(parents=True, exist_ok=True)
     budget, max_trials = budgets[-1], budgets[-1] * args.max_trials_factor
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
 
     t0 = time.perf_counter()
     runs: dict[tuple[str, int], dict[str, Any]] = {}
     jobs = []
     for strat in strategies:
-        for seed in range(args.seeds):
+        for seed in seeds:
             path = work / f"{strat}-{seed}.json"
             if path.is_file():
                 r = json.loads(path.read_text())
@@ -211,19 +215,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for strat in strategies:
         entry: dict[str, Any] = {}
         curve = np.full((args.seeds, budget), np.nan)
-        for seed in range(args.seeds):
+        for row, seed in enumerate(seeds):
             order = np.asarray(runs[(strat, seed)]["order"], dtype=np.int64)
             running = np.maximum.accumulate(values[order])
-            curve[seed, : len(order)] = best - running
-            curve[seed, len(order):] = best - running[-1] if len(order) else np.nan
+            curve[row, : len(order)] = best - running
+            curve[row, len(order):] = best - running[-1] if len(order) else np.nan
         curves[strat] = curve
-        secs = [runs[(strat, s)]["seconds"] for s in range(args.seeds)]
-        trials = [runs[(strat, s)]["trials"] for s in range(args.seeds)]
+        secs = [runs[(strat, s)]["seconds"] for s in seeds]
+        trials = [runs[(strat, s)]["trials"] for s in seeds]
         entry["seconds"] = _mean_std(secs)
         entry["trials_for_budget"] = _mean_std(trials)
         for b in budgets:
             regrets, accs, trials_b = [], [], []
-            for seed in range(args.seeds):
+            for seed in seeds:
                 order = runs[(strat, seed)]["order"][:b]
                 pick = max(order, key=lambda i: (values[i], -order.index(i)))
                 regrets.append(best - float(values[pick]))
@@ -242,7 +246,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     _png(curves, png)
     result["png"] = str(png)
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    result["settings"] = settings(seeds=args.seeds, budgets=budgets, metric=args.metric, strategies=strategies,
+    result["settings"] = settings(seeds=args.seeds, first_seed=args.first_seed, budgets=budgets, metric=args.metric,
+                                  strategies=strategies,
                                   data=str(Path(data_dir or ".") / "nb201" / "nb201_ground_truth.csv"),
                                   max_trials=max_trials, workers=args.workers, table_best=best,
                                   optuna=__import__("optuna").__version__)
