@@ -35,14 +35,16 @@ Experiments (BENCHMARKS.md, "Predictors" and "Latency"):
   end with one MLP head by MSE: no pretraining, no clusters, no members).
 * ``latency``: 500 NB201 architectures per device (``pixel3``, ``raspi4``, ``fpga``, ``eyeriss``,
   ``gold_6226``), 1,000 held out; ``kernel_latency``, ``graph_gbdt`` and a GNN (``gennape``, MSE);
-  share within ±10%, RMSE, ρ. ``measured``: onnxruntime latency on this machine (batch 1, 1 thread,
-  10 warm-up runs, median of 30), cached in ``--workdir``; trained on the first 500 measured
-  architectures, tested on the rest. Two ceilings say what any predictor could reach:
-  ``ceiling_literal``, a ridge model with all interactions up to order 3 of the literal cell's
-  one-hot genotype, fitted on 12,000 architectures and scored on its own training set (the
-  share of the table that *any* function of the genotype matches within ±10%: below 100% only
-  through measurement noise); and for ``measured``, a second independent measurement of 100
-  architectures against the first.
+  share within ±10%, RMSE, ρ. A method ``NAME+geno`` also takes the literal genotype's one-hot
+  encoding as features (:func:`predictors.data.genotype_onehot`; see the notes below).
+  ``measured``: onnxruntime latency on this machine (:func:`predictors.data.measured_latency`: batch
+  1, 1 thread, 10 warm-up runs, median of 30, the least of ``--measured-rounds`` rounds interleaved
+  across 25 architectures), cached in ``--workdir``; trained on the first 500 measured architectures,
+  tested on the rest. Two ceilings say what any predictor could reach: ``ceiling_literal``, a ridge
+  model with all interactions up to order 3 of the literal cell's one-hot genotype, fitted on 12,000
+  architectures and scored on its own training set (the share of the table that *any* function of
+  the genotype matches within ±10%: below 100% only through measurement noise); and for
+  ``measured``, a second independent measurement of 100 architectures against the first.
 
 Notes on the latency figures. HW-NAS-Bench's ``fpga`` and ``eyeriss`` latencies are exactly linear
 in the *literal* cell's op counts (``opcount_linear_within_10pct`` = 1.0: four numbers fit all 15,625),
@@ -50,7 +52,8 @@ but the IR is the canonical computation: the NB201 builder emits one ``AvgPool``
 ``avg_pool_3x3`` edges that read the same node (they compute the same tensor), shares one ``Relu``
 between convolutions of the same input, and drops ``none`` edges. A cell with three pools on node 0
 and one with a single pool there have the same IR, and different ``eyeriss`` latencies (a pool
-costs as much as a 3x3 convolution there), so no predictor on the IR can separate them. ``pixel3``
+costs as much as a 3x3 convolution there), so no predictor on the IR alone can separate them; the
+``+geno`` methods give the literal network back where the architecture comes from a space. ``pixel3``
 and ``raspi4`` are measurements with large noise: a model with every interaction up to order 3
 of the literal genotype matches only about 70% of its own 12,000 training values within ±10%.
 """
@@ -425,14 +428,30 @@ def _literal_ceiling(device: str, r: Runner) -> dict[str, Any]:
             "opcount_linear_within_10pct": latency_metrics(np.maximum(lin, 1e-9), lab.y)["within_10pct"]}
 
 
+def _fit_latency(m: str, s: int, archs: Sequence[str], graphs: Sequence[Any], y: np.ndarray,
+                 train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, float]:
+    """Predictions of method ``m`` (``NAME`` or ``NAME+geno``) for rows ``test``, fitted on rows ``train``."""
+    name, _, extra = m.partition("+")
+    if extra not in ("", "geno"):
+        raise ValueError(f"unknown latency method {m!r}: NAME or NAME+geno")
+    from predictors.data import genotype_onehot
+
+    feats = genotype_onehot("nb201", archs) if extra else None
+    f_train, f_test = (feats[train], feats[test]) if feats is not None else (None, None)
+    return fit_predict(name, s, [graphs[i] for i in train], y[train], [graphs[i] for i in test], f_train, f_test,
+                       **(LATENCY_GNN if name == "gennape" else {}))
+
+
 def _latency_run(r: Runner, lab: Any, device: str, m: str, s: int, train_rows: np.ndarray,
                  test_rows: np.ndarray) -> dict[str, Any]:
     from predictors.metrics import latency_metrics
 
-    train = r.graphs("nb201", [lab.archs[i] for i in train_rows])
-    test = r.graphs("nb201", [lab.archs[i] for i in test_rows])
-    pred, fit_s = fit_predict(m, s, train, lab.y[train_rows], test, **(LATENCY_GNN if m == "gennape" else {}))
-    return {"method": m, "device": device, "n": len(train_rows), "n_test": len(test_rows), "fit_seconds": fit_s,
+    rows = np.concatenate([train_rows, test_rows])
+    archs = [lab.archs[i] for i in rows]
+    graphs = r.graphs("nb201", archs)
+    k = len(train_rows)
+    pred, fit_s = _fit_latency(m, s, archs, graphs, lab.y[rows], np.arange(k), np.arange(k, len(rows)))
+    return {"method": m, "device": device, "n": k, "n_test": len(test_rows), "fit_seconds": fit_s,
             **latency_metrics(pred, lab.y[test_rows])}
 
 
@@ -440,23 +459,31 @@ def _measured_run(r: Runner, archs: list[str], y: np.ndarray, m: str, n_train: i
     from predictors.metrics import latency_metrics
 
     graphs = r.graphs("nb201", archs)
-    pred, fit_s = fit_predict(m, 0, graphs[:n_train], y[:n_train], graphs[n_train:],
-                              **(LATENCY_GNN if m == "gennape" else {}))
+    pred, fit_s = _fit_latency(m, 0, archs, graphs, y, np.arange(n_train), np.arange(n_train, len(archs)))
     return {"method": m, "device": "measured", "n": n_train, "n_test": len(archs) - n_train, "fit_seconds": fit_s,
             **latency_metrics(pred, y[n_train:])}
 
 
-def _remeasure(r: Runner, archs: list[str], y: np.ndarray) -> dict[str, Any]:
+def _measure(r: Runner, archs: list[str], tag: str = "") -> np.ndarray:
     from predictors.data import measured_latency
+
+    def show(done: int, total: int) -> None:
+        if r.args.progress:
+            print(f"  measured {done}/{total}", flush=True)
+
+    return measured_latency("nb201", archs, r.workdir, rounds=r.args.measured_rounds, tag=tag, progress=show)
+
+
+def _remeasure(r: Runner, archs: list[str], y: np.ndarray) -> dict[str, Any]:
     from predictors.metrics import latency_metrics
 
-    again = measured_latency("nb201", archs, r.workdir, tag="-repeat")
+    again = _measure(r, archs, tag="-repeat")
     return {"method": "ceiling_remeasure", "device": "measured", "n_test": len(archs), **latency_metrics(again, y)}
 
 
 def run_latency(r: Runner, seeds: Sequence[int], methods: Sequence[str], n_train: int,
                 devices: Sequence[str] = DEVICES) -> None:
-    from predictors.data import measured_latency
+    from predictors.data import measured_cache_path
 
     truth = r.labelled("nb201", "cifar10_test_acc")
     for s in seeds:
@@ -473,10 +500,11 @@ def run_latency(r: Runner, seeds: Sequence[int], methods: Sequence[str], n_train
     # measured on this machine: what the cache holds (see predictors.data.measured_latency)
     order = np.random.default_rng(r.args.seed).permutation(len(truth))
     archs = [truth.archs[i] for i in order[:r.args.measured_n]]
-    path = r.workdir / "measured-nb201-t1-w10-r30.json"
+    rounds = r.args.measured_rounds
     if r.args.measure:
-        y = measured_latency("nb201", archs, r.workdir)
+        y = _measure(r, archs)
     else:
+        path = measured_cache_path("nb201", r.workdir, rounds=rounds)
         have = json.loads(path.read_text()) if path.is_file() else {}
         archs = [a for a in archs if a in have]
         y = np.array([have[a] for a in archs])
@@ -486,9 +514,9 @@ def run_latency(r: Runner, seeds: Sequence[int], methods: Sequence[str], n_train
                     r.args.measured_n)
         return
     for m in methods:
-        r.cached("latency", f"measured-{m}-of{len(archs)}", 0, _measured_run, r, archs, y, m, n_train)
+        r.cached("latency", f"measured-x{rounds}-{m}-of{len(archs)}", 0, _measured_run, r, archs, y, m, n_train)
     if r.args.measure:
-        r.cached("latency", "measured-ceiling", 0, _remeasure, r, archs[:100], y[:100])
+        r.cached("latency", f"measured-x{rounds}-ceiling", 0, _remeasure, r, archs[:100], y[:100])
 
 
 # --------------------------------------------------------------------------- summary
@@ -564,7 +592,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=5, help="seeds per setting (default 5)")
     p.add_argument("--n-test", type=int, default=1000, help="held-out architectures (default 1000)")
     p.add_argument("--methods", default=",".join(CURVE_METHODS), help="methods of the curves and zero-shot runs")
-    p.add_argument("--latency-methods", default="kernel_latency,graph_gbdt,gennape")
+    p.add_argument("--latency-methods", default="kernel_latency,kernel_latency+geno,graph_gbdt,gennape",
+                   help="latency predictors; NAME+geno adds the literal genotype's one-hot as features")
     p.add_argument("--zs-n", type=int, default=1000, help="NB201 training architectures for NB201 -> other spaces")
     p.add_argument("--nb201-test-n", type=int, default=0,
                    help="NB101 -> NB201: test on N random NB201 architectures (0: all 15,625)")
@@ -576,6 +605,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-measured", action="store_true", help="skip the onnxruntime-measured latency runs")
     p.add_argument("--measured-n", type=int, default=1000, help="architectures measured with onnxruntime")
     p.add_argument("--measure", action="store_true", help="measure missing onnxruntime latencies (slow)")
+    p.add_argument("--measured-rounds", type=int, default=3,
+                   help="measured latency: the least of this many interleaved rounds' medians (default 3)")
     p.add_argument("--workdir", default=str(Path.home() / ".cache" / "nas" / "bench-predictors"),
                    help="cache of graphs, measurements and per-seed results")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")

@@ -23,8 +23,10 @@ candidate before it is evaluated, so any strategy can take them.
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -37,8 +39,16 @@ from nas.registry import Registry
 
 log = logging.getLogger(__name__)
 
-__all__ = ["COST_MODELS", "Constraint", "CostModel", "MeasuredLatency", "PredictedLatency", "TableLatency",
-           "cost_model_from_spec"]
+__all__ = [
+    "COST_MODELS",
+    "Constraint",
+    "CostModel",
+    "MeasuredLatency",
+    "PredictedLatency",
+    "TableLatency",
+    "cost_model_from_spec",
+    "measure_onnx_many",
+]
 
 
 @runtime_checkable
@@ -76,55 +86,100 @@ class Flops:
         return graph.flops / 1e6
 
 
+def _session(model: Any, threads: int) -> tuple[Any, dict[str, np.ndarray]]:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    feed = {inp.name: np.zeros([int(d) for d in inp.shape], dtype=np.float32) for inp in sess.get_inputs()}
+    return sess, feed
+
+
+def measure_onnx_many(models: Sequence[Any], threads: int = 1, warmup: int = 10, repeats: int = 30,
+                      rounds: int = 1) -> list[float]:
+    """Per ONNX ``ModelProto`` of ``models``, its onnxruntime latency in ms (CPU provider, inputs of
+    zeros at the model's fixed shapes, ``threads`` intra-op threads, 1 inter-op): in each of ``rounds``
+    rounds, ``warmup`` untimed then ``repeats`` timed runs, whose median is the round's figure; the
+    result is the least of the rounds' figures. The rounds are interleaved across the models (every
+    model once per round), so one model's rounds are seconds apart: on a shared machine another process
+    slows a measurement and never speeds it up, and load comes and goes over seconds (the same network
+    measured 15 s apart differed by up to 30% on a 2-core machine), so the least of spread-out medians
+    is the unloaded machine's figure.
+
+    With one intra-op thread onnxruntime runs the graph on the calling thread, and the time taken is
+    that thread's CPU time (``time.thread_time``): wall-clock time would also count the time the process
+    waited for a core, which inflates long runs more than short ones. With more threads it is
+    wall-clock time. CPU time still grows under load (caches and memory bandwidth are shared), which
+    the rounds are for.
+    """
+    clock = time.thread_time if threads == 1 else time.perf_counter
+    sessions = [_session(m, threads) for m in models]
+    best = [math.inf] * len(sessions)
+    for _ in range(max(1, rounds)):
+        for k, (sess, feed) in enumerate(sessions):
+            for _ in range(warmup):
+                sess.run(None, feed)
+            times = []
+            for _ in range(repeats):
+                t = clock()
+                sess.run(None, feed)
+                times.append((clock() - t) * 1e3)
+            best[k] = min(best[k], float(statistics.median(times)))
+    return best
+
+
 class MeasuredLatency:
-    """Median onnxruntime latency in ms of one batch-1 forward pass on this machine's CPU.
+    """Onnxruntime latency in ms of one batch-1 forward pass on this machine's CPU.
 
     The graph is rebuilt as a PyTorch module (:meth:`ArchGraph.to_torch`, seeded), exported to ONNX
-    and run by an onnxruntime ``InferenceSession`` with ``threads`` intra-op threads (1 by default:
-    the edge-device setting, and stable on a shared machine), after ``warmup`` untimed runs; the
-    result is the median of ``repeats`` timed runs. Results are cached by graph fingerprint, so an
-    isomorphic architecture is measured once. Latency is a property of this machine and its load:
-    compare architectures measured in one session.
+    and timed by :func:`measure_onnx_many`: ``threads`` intra-op threads (1 by default: the edge-device
+    setting, and stable on a shared machine), ``warmup`` untimed runs, the median of ``repeats`` timed
+    runs, the least over ``rounds`` rounds. :meth:`costs` measures several graphs with their rounds
+    interleaved (``chunk`` graphs at a time), which spreads each graph's rounds over seconds; a single
+    :meth:`cost` runs its rounds back to back. Results are cached by graph fingerprint, so an
+    isomorphic architecture is measured once. Latency is a property of this machine: compare
+    architectures measured on one machine.
     """
 
     name = "measured"
     unit = "ms"
 
-    def __init__(self, threads: int = 1, warmup: int = 5, repeats: int = 20) -> None:
-        if threads < 1 or warmup < 0 or repeats < 1:
-            raise SearchError(f"measured latency needs threads >= 1, warmup >= 0, repeats >= 1; got "
-                              f"{threads}, {warmup}, {repeats}")
-        self.threads, self.warmup, self.repeats = threads, warmup, repeats
+    def __init__(self, threads: int = 1, warmup: int = 10, repeats: int = 30, rounds: int = 3,
+                 chunk: int = 32) -> None:
+        if threads < 1 or warmup < 0 or repeats < 1 or rounds < 1 or chunk < 1:
+            raise SearchError(f"measured latency needs threads >= 1, warmup >= 0, repeats >= 1, rounds >= 1 and "
+                              f"chunk >= 1; got {threads}, {warmup}, {repeats}, {rounds}, {chunk}")
+        self.threads, self.warmup, self.repeats, self.rounds, self.chunk = threads, warmup, repeats, rounds, chunk
         self._cache: dict[str, float] = {}
 
     def cost(self, graph: ArchGraph, genotype: Any = None) -> float:
-        key = graph.fingerprint()
-        if key not in self._cache:
-            self._cache[key] = self._measure(graph)
-        return self._cache[key]
+        return self.costs([graph])[0]
 
-    def _measure(self, graph: ArchGraph) -> float:
-        import onnxruntime as ort
-        import torch
+    def costs(self, graphs: Sequence[ArchGraph]) -> list[float]:
+        """The latency of each of ``graphs`` (ms); the uncached ones are measured together."""
+        keys = [g.fingerprint() for g in graphs]
+        todo: dict[str, ArchGraph] = {}
+        for k, g in zip(keys, graphs, strict=True):
+            if k not in self._cache:
+                todo.setdefault(k, g)
+        items = list(todo.items())
+        for i in range(0, len(items), self.chunk):
+            part = items[i:i + self.chunk]
+            ms = measure_onnx_many([_export(g) for _, g in part], self.threads, self.warmup, self.repeats,
+                                   self.rounds)
+            self._cache.update((k, v) for (k, _), v in zip(part, ms, strict=True))
+        return [self._cache[k] for k in keys]
 
-        from nas.ir.torch_export import export_onnx
 
-        shape = tuple(graph.inputs[0].out_shapes[0])
-        x = torch.zeros((1, *shape[1:]))
-        model = export_onnx(graph.to_torch(seed=0), x)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-        feed = {sess.get_inputs()[0].name: np.zeros(x.shape, dtype=np.float32)}
-        for _ in range(self.warmup):
-            sess.run(None, feed)
-        times = []
-        for _ in range(self.repeats):
-            t = time.perf_counter()
-            sess.run(None, feed)
-            times.append((time.perf_counter() - t) * 1e3)
-        return float(statistics.median(times))
+def _export(graph: ArchGraph) -> Any:
+    import torch
+
+    from nas.ir.torch_export import export_onnx
+
+    shape = tuple(graph.inputs[0].out_shapes[0])
+    return export_onnx(graph.to_torch(seed=0), torch.zeros((1, *shape[1:])))
 
 
 class TableLatency:

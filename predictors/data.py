@@ -169,6 +169,26 @@ def split(n_total: int, n_train: int, n_test: int, seed: int) -> tuple[npt.NDArr
     return order[:n_train], order[n_train:n_train + n_test]
 
 
+def genotype_onehot(space: str, archs: Sequence[str]) -> npt.NDArray[np.float64]:
+    """The literal genotypes' one-hot encoding ``(n, sum of the dimensions' choice counts)``, one block
+    per dimension of the space (:meth:`~nas.integrations.spaces.ArchitectureMapping.onehot`).
+
+    The IR is the computation a genotype performs, so it drops what computes nothing (``none`` edges,
+    ops whose result is never used) and merges repeats (two pools of one tensor are one node); a table
+    measured on the literal network counts all of them. These features give a predictor the literal
+    network back where the architecture comes from a space."""
+    from nas.integrations.spaces import architecture_mapping
+
+    mapping = architecture_mapping(space)
+    return mapping.onehot([mapping.space.parse(a) for a in archs])
+
+
+def measured_cache_path(space: str, workdir: str | Path, *, threads: int = 1, warmup: int = 10, repeats: int = 30,
+                        rounds: int = 3, tag: str = "") -> Path:
+    """Where :func:`measured_latency` keeps its measurements with these settings."""
+    return Path(workdir) / f"measured-{space}-t{threads}-w{warmup}-r{repeats}-x{rounds}{tag}.json"
+
+
 def measured_latency(
     space: str,
     archs: Sequence[str],
@@ -177,32 +197,32 @@ def measured_latency(
     threads: int = 1,
     warmup: int = 10,
     repeats: int = 30,
+    rounds: int = 3,
+    chunk: int = 25,
     tag: str = "",
     progress: Callable[[int, int], None] | None = None,
 ) -> npt.NDArray[np.float64]:
-    """onnxruntime latency in ms of each of ``archs`` on this machine (BENCHMARKS.md: batch 1, ``threads``
-    intra-op threads, ``warmup`` untimed runs, then the median of ``repeats``), cached in
-    ``workdir/measured-<space>-t<threads>-w<warmup>-r<repeats><tag>.json``; the cache is rewritten after
-    every 25 new measurements. A ``tag`` keeps a second, independent measurement (the benchmark's noise
-    estimate). ``progress(done, total)`` is called after each architecture."""
+    """onnxruntime latency in ms of each of ``archs`` on this machine, measured by
+    :class:`~nas.hardware.MeasuredLatency` (BENCHMARKS.md: batch 1, ``threads`` intra-op threads,
+    ``warmup`` untimed runs, the median of ``repeats``; the least over ``rounds`` rounds interleaved
+    across ``chunk`` architectures at a time), cached in :func:`measured_cache_path`; the cache is
+    rewritten after every chunk. A ``tag`` keeps a second, independent measurement (the benchmark's
+    noise estimate). ``progress(done, len(archs))`` is called after each chunk measured."""
     from nas.hardware import MeasuredLatency
     from search_spaces import space_from_spec
 
     sp = space_from_spec(space)
-    path = Path(workdir) / f"measured-{space}-t{threads}-w{warmup}-r{repeats}{tag}.json"
+    path = measured_cache_path(space, workdir, threads=threads, warmup=warmup, repeats=repeats, rounds=rounds,
+                               tag=tag)
     cache: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
-    model = MeasuredLatency(threads=threads, warmup=warmup, repeats=repeats)
-    fresh = 0
-    for i, a in enumerate(archs):
-        if a not in cache:
-            cache[a] = model.cost(sp.to_graph(sp.parse(a)))
-            fresh += 1
-            if fresh % 25 == 0:
-                _write_json(path, cache)
-        if progress is not None:
-            progress(i + 1, len(archs))
-    if fresh:
+    model = MeasuredLatency(threads=threads, warmup=warmup, repeats=repeats, rounds=rounds, chunk=chunk)
+    todo = list(dict.fromkeys(a for a in archs if a not in cache))
+    for i in range(0, len(todo), chunk):
+        part = todo[i:i + chunk]
+        cache.update(zip(part, model.costs([sp.to_graph(sp.parse(a)) for a in part]), strict=True))
         _write_json(path, cache)
+        if progress is not None:
+            progress(len(archs) - len(todo) + min(i + chunk, len(todo)), len(archs))
     return np.array([cache[a] for a in archs], dtype=np.float64)
 
 

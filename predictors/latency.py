@@ -34,7 +34,9 @@ over the cell's ops (on ``fpga`` and ``eyeriss`` the HW-NAS-Bench latency is *ex
 literal cell's op counts), which a sum of learned per-kernel costs represents with a handful of
 weights, while a GNN must learn the sum from 500 examples. What no model on the IR can see is what
 the IR merged (identical stateless ops on one tensor become one node, ``none`` edges vanish): see
-the notes in :mod:`benchmarks.predictors`.
+the notes in :mod:`benchmarks.predictors`. Where the architecture comes from a space, its literal
+genotype (:func:`predictors.data.genotype_onehot`) given as ``features`` adds those ops back as
+linear terms: on ``fpga`` and ``eyeriss`` that makes the fit exact.
 """
 
 from __future__ import annotations

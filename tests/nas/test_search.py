@@ -252,3 +252,27 @@ def test_predictor_objective() -> None:
     assert ev.value == pytest.approx(space.to_graph(g).params / 1e6)
     with pytest.raises(SearchError, match="predict"):
         PredictorObjective(object())
+
+
+def test_measured_latency_times_a_batch_together_and_once_per_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nas.hardware as hardware
+
+    space = NB201Space(c=4, n=1)
+    small = space.to_graph(space.parse("|skip_connect~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|"))
+    big = space.to_graph(space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|"
+                                     "nor_conv_3x3~1|nor_conv_3x3~2|"))
+    calls: list[int] = []
+    real = hardware.measure_onnx_many
+
+    def spy(models, *args):
+        calls.append(len(models))
+        return real(models, *args)
+
+    monkeypatch.setattr(hardware, "measure_onnx_many", spy)
+    model = hardware.MeasuredLatency(warmup=1, repeats=5, rounds=2, chunk=2)
+    lo, hi, lo_again = model.costs([small, big, small])
+    assert calls == [2]  # two distinct graphs, measured in one interleaved batch
+    assert lo_again == lo and 0 < lo < hi  # six 3x3 convolutions cost more than three identities
+    assert model.cost(big) == hi and calls == [2]  # cached by fingerprint
+    with pytest.raises(SearchError, match="rounds >= 1"):
+        hardware.MeasuredLatency(rounds=0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -55,3 +57,31 @@ def test_split_is_disjoint_and_seeded() -> None:
     np.testing.assert_array_equal(split(100, 30, 50, seed=3)[0], a)
     with pytest.raises(PredictorError, match="cannot split"):
         split(10, 8, 5, seed=0)
+
+
+def test_genotype_onehot_is_one_block_per_edge() -> None:
+    from predictors.data import genotype_onehot
+
+    archs = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+             "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"]
+    x = genotype_onehot("nb201", archs)
+    assert x.shape == (2, 30) and (x.reshape(2, 6, 5).sum(axis=2) == 1).all()
+    # the all-none cell and the other differ on every edge
+    assert (x[0] * x[1]).sum() == 0
+
+
+def test_measured_latency_is_cached_and_reports_progress(tmp_path) -> None:
+    from predictors.data import measured_cache_path, measured_latency
+
+    archs = ["|skip_connect~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|",
+             "|avg_pool_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|"]
+    seen: list[tuple[int, int]] = []
+    kw = {"warmup": 0, "repeats": 2, "rounds": 1, "chunk": 1}
+    y = measured_latency("nb201", archs, tmp_path, progress=lambda d, t: seen.append((d, t)), **kw)
+    assert y.shape == (2,) and (y > 0).all() and seen == [(1, 2), (2, 2)]
+    path = measured_cache_path("nb201", tmp_path, warmup=0, repeats=2, rounds=1)
+    assert path.is_file() and set(json.loads(path.read_text())) == set(archs)
+    seen.clear()
+    again = measured_latency("nb201", archs[::-1], tmp_path, progress=lambda d, t: seen.append((d, t)), **kw)
+    np.testing.assert_array_equal(again, y[::-1])  # read back, not measured again
+    assert seen == []

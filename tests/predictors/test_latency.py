@@ -106,3 +106,24 @@ def test_kernel_keys_are_a_multiset_of_strings(graphs) -> None:
     assert isinstance(keys, Counter) and all(isinstance(k, str) and v > 0 for k, v in keys.items())
     with pytest.raises(PredictorError):
         KernelLatency(bags=0)
+
+
+def test_genotype_features_give_back_what_the_ir_merges(data_dir) -> None:
+    """HW-NAS-Bench's fpga latency is linear in the literal cell's op counts; the IR merges repeated
+    pools and drops ``none`` edges, and the genotype one-hot gives them back."""
+    from predictors.data import genotype_onehot, labelled
+    from predictors.metrics import latency_metrics
+    from search_spaces import space_from_spec
+
+    lab = labelled("nb201", "latency:fpga", data_dir)
+    rows = np.random.default_rng(0).permutation(len(lab))[:300]
+    archs = [lab.archs[i] for i in rows]
+    space = space_from_spec("nb201")
+    graphs = [space.to_graph(space.parse(a)) for a in archs]
+    feats, y = genotype_onehot("nb201", archs), lab.y[rows]
+    with_geno = KernelLatency(bags=1).fit(graphs[:100], y[:100], features=feats[:100])
+    mean, _ = with_geno.predict(graphs[100:], features=feats[100:])
+    assert latency_metrics(mean, y[100:])["within_10pct"] == 1.0
+    assert np.abs(mean / y[100:] - 1).max() < 0.01
+    ir_only, _ = KernelLatency(bags=1).fit(graphs[:100], y[:100]).predict(graphs[100:])
+    assert np.abs(ir_only / y[100:] - 1).max() > 0.05  # what the IR alone cannot see

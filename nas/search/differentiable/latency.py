@@ -51,11 +51,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import platform
-import statistics
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +62,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from nas.hardware import measure_onnx_many
 from nas.search.differentiable.supernet import OpSpec, Supernet
 
 log = logging.getLogger(__name__)
@@ -74,46 +72,6 @@ __all__ = ["LatencyLUT", "LatencyModel", "default_lut_path", "fit_calibration", 
 
 # 2: entries are the least of interleaved rounds' medians (1: one median)
 FORMAT = 2
-
-
-def _session(model: Any, threads: int) -> tuple[Any, dict[str, np.ndarray]]:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    feed = {inp.name: np.zeros([int(d) for d in inp.shape], dtype=np.float32) for inp in sess.get_inputs()}
-    return sess, feed
-
-
-def measure_onnx_many(models: Sequence[Any], threads: int = 1, warmup: int = 10, repeats: int = 30,
-                      rounds: int = 1) -> list[float]:
-    """Per ONNX ``ModelProto`` of ``models``, its onnxruntime latency in ms (batch 1, on zeros): the
-    least, over ``rounds`` interleaved rounds, of the median of ``repeats`` timed runs after ``warmup``
-    untimed ones (module docstring).
-
-    With one intra-op thread onnxruntime runs the graph on the calling thread, and the time taken is
-    that thread's CPU time (``time.thread_time``): on a shared machine wall-clock time also counts the
-    time the process waited for a core, which inflates long runs (a whole network) more than short
-    ones (one op) and biases the comparison of the table against a measurement. With more threads it
-    is wall-clock time. CPU time still grows under load (caches and memory bandwidth are shared),
-    which the rounds are for.
-    """
-    clock = time.thread_time if threads == 1 else time.perf_counter
-    sessions = [_session(m, threads) for m in models]
-    best = [math.inf] * len(sessions)
-    for _ in range(max(1, rounds)):
-        for k, (sess, feed) in enumerate(sessions):
-            for _ in range(warmup):
-                sess.run(None, feed)
-            times = []
-            for _ in range(repeats):
-                t = clock()
-                sess.run(None, feed)
-                times.append((clock() - t) * 1e3)
-            best[k] = min(best[k], float(statistics.median(times)))
-    return best
 
 
 def measure_onnx(model: Any, threads: int = 1, warmup: int = 10, repeats: int = 30, rounds: int = 1) -> float:
