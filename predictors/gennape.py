@@ -300,6 +300,36 @@ class GennapePredictor:
         var = np.mean(variances, axis=0) + np.var(means, axis=0)
         return m * self._y_scale + self._y_mean, np.sqrt(np.maximum(var, 0.0)) * self._y_scale
 
+    def adapt(self, graphs: Sequence[ArchGraph], *, features: npt.ArrayLike | None = None) -> GennapePredictor:
+        """Re-standardize the heads' inputs on unlabelled ``graphs`` of the domain to be predicted.
+
+        A fitted predictor standardizes its inputs (each member's embedding, the graph-level features
+        and ``features``) with the statistics of the fitting graphs. Across search spaces those inputs
+        shift wholesale (an NB101 network has 10-100 times the parameters of an NB201 one), so a head
+        fitted on one space reads every graph of the other as far outside what it saw. ``adapt``
+        replaces the statistics by those of ``graphs`` (at least 2; labels are not used), so a graph
+        is read by where it stands *within its own space* -- the per-domain feature alignment of
+        unsupervised domain adaptation (e.g. AdaBN, Li et al. 2018, for batch-norm statistics).
+        Ranks transfer this way, not absolute values: use it for zero-shot ranking of another space,
+        and fit again (or load the saved predictor) to predict the original space. Returns ``self``.
+        """
+        if not self._fitted:
+            raise PredictorError("GennapePredictor.adapt before fit (or load)")
+        graphs = check_graphs(graphs)
+        feats = check_features(features, len(graphs), width=self._n_features)
+        if len(graphs) < 2:
+            raise PredictorError(f"GennapePredictor.adapt needs at least 2 graphs of the target domain, "
+                                 f"got {len(graphs)}")
+        if self._n_features and feats is None:
+            raise PredictorError(f"GennapePredictor.adapt: the predictor was fitted with {self._n_features} "
+                                 "feature columns; pass the target graphs' features too")
+        self._in_scaler = Standardizer.fit(self._side_inputs(graphs, feats))
+        with torch_threads(self.config.threads), torch.no_grad():
+            data = [graph_data(g) for g in graphs]
+            for member in self._members:
+                member.scaler = Standardizer.fit(_embed(member.encoder, data))
+        return self
+
     def memberships(self, graphs: Sequence[ArchGraph]) -> FloatArray:
         """Fuzzy memberships ``(members, n, K)`` of ``graphs`` in each member's clusters."""
         if not self._fitted:

@@ -133,3 +133,26 @@ def test_encoder_ignores_node_order(graphs) -> None:
     with torch.no_grad():
         a, b = enc(collate([graph_data(g)])), enc(collate([graph_data(shuffled)]))
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_adapt_restandardizes_on_the_target_domain(graphs, targets, features) -> None:
+    from predictors.encoders import global_features
+
+    with pytest.raises(PredictorError, match="before fit"):
+        fast().adapt(graphs)
+    model = fast(finetune_epochs=2).fit(graphs[:16], targets[:16])
+    before, _ = model.predict(graphs[16:])
+    # adapting to the fitting graphs themselves gives the fitted statistics back: same predictions
+    after, _ = model.adapt(graphs[:16]).predict(graphs[16:])
+    np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-9)
+    # adapting to other graphs standardizes their graph-level features with their own statistics
+    model.adapt(graphs[8:])
+    g = np.stack([global_features(x) for x in graphs[8:]])
+    np.testing.assert_allclose(model._in_scaler.mean, g.mean(axis=0))
+    assert not np.allclose(model.predict(graphs[16:])[0], before)
+    with pytest.raises(PredictorError, match="at least 2"):
+        model.adapt(graphs[:1])
+    with_feats = fast().fit(graphs[:16], targets[:16], features=features[:16])
+    with pytest.raises(PredictorError, match="features"):
+        with_feats.adapt(graphs[16:])
+    with_feats.adapt(graphs[16:], features=features[16:])
