@@ -8,8 +8,8 @@ after every epoch, as any Optuna objective would. Three pieces of ``nas.integrat
 * :func:`suggest_architecture` turns the NB201 cell into six categorical Optuna parameters
   (``edge_1_0`` ... ``edge_3_2``) and gives back the genotype;
 * :class:`PredictorSampler` proposes the next cell: after ``n_startup_trials`` random cells it ranks
-  candidates (mutations and crossovers of the best cells, and fresh draws) with a random forest
-  fitted on the finished trials, and takes the best by one tree's prediction (Thompson sampling);
+  candidates (mutations and crossovers of the best cells, and fresh draws) with a Gaussian process
+  fitted on the finished trials, and takes the best by one joint posterior draw (Thompson sampling);
 * :class:`ZeroCostPruner` stops, at the first report, a cell whose ``synflow`` score (no training)
   is in the bottom quarter of the scores so far, and hands later epochs to Optuna's ``MedianPruner``.
 

@@ -35,9 +35,9 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--study", default=None, metavar="NAME", help="study name (default: nas-SPACE)")
     g.add_argument("--sampler", default="tpe", choices=("tpe", "random", "nsga2", "gp", "cmaes", "predictor"),
                    help="Optuna sampler (default tpe; with --latency: tpe, random or nsga2)")
-    g.add_argument("--predictor", default="forest",
-                   help="model of --sampler predictor: forest (a random forest on the choices, default) or a "
-                        "registered graph predictor such as graph_gbdt")
+    g.add_argument("--predictor", default="gp",
+                   help="model of --sampler predictor: gp (a Gaussian process on the choices, default), forest "
+                        "(a random forest on them) or a registered graph predictor such as graph_gbdt")
     g.add_argument("--startup-trials", type=int, default=10,
                    help="random trials before a model-based sampler takes over (default 10)")
     g.add_argument("--worker", type=int, default=0, metavar="INDEX",

@@ -10,7 +10,8 @@ re-exports its parts:
 * :func:`make_objective` -- a proxy, the ensemble, a predictor or a training function as an
   objective, optionally two-objective with latency and constrained (:mod:`nas.integrations.objective`);
 * :class:`PredictorSampler` and :func:`create_sampler` (:mod:`nas.integrations.samplers`), with the
-  cheap choice surrogates it uses by default (:class:`ChoiceForest`, :mod:`nas.integrations.surrogates`);
+  cheap choice surrogates it uses by default (:class:`ChoiceGP`, :class:`ChoiceForest`,
+  :mod:`nas.integrations.surrogates`);
 * :class:`ZeroCostPruner` and :class:`LearningCurvePruner` (:mod:`nas.integrations.pruners`), whose
   curve model is a parametric ensemble or the shipped LC-PFN (:class:`LCPFN`, ``model="lcpfn"``);
 * :func:`open_storage` and :func:`run_worker` for many workers on one study
@@ -52,7 +53,7 @@ from nas.integrations.spaces import (
     params_to_genotype,
     suggest_architecture,
 )
-from nas.integrations.surrogates import SURROGATES, ChoiceForest, ChoiceSurrogate
+from nas.integrations.surrogates import SURROGATES, ChoiceForest, ChoiceGP, ChoiceSurrogate
 
 __all__ = [
     "CODECS",
@@ -63,6 +64,7 @@ __all__ = [
     "ArchitectureObjective",
     "BudgetExhausted",
     "ChoiceForest",
+    "ChoiceGP",
     "ChoiceSurrogate",
     "CurveEnsemble",
     "Extrapolation",

@@ -17,30 +17,50 @@ maximizes an acquisition.
   sampling from the good trials does. Crossover works on the sampler's parameters, so it needs
   nothing from the space; a child the space rejects (an invalid NB101 cell) is dropped.
 * **Acquisition** (``acquisition``): ``"thompson"`` (the choice surrogate's default) evaluates the argmax of ONE draw
-  from the model's posterior -- for the forest, the prediction of one of its trees, picked by the
-  trial's random stream (the bootstrap ensemble's Thompson sampling; BANANAS's independent Thompson
-  sampling draws each candidate from ``N(mean, std)``, which is what a model without posterior draws
-  gets here); ``"ucb"`` the upper confidence bound ``mean + kappa * std`` (Srinivas et al.,
-  "Gaussian Process Optimization in the Bandit Setting", ICML 2010). Thompson sampling was chosen on
-  NAS-Bench-201 seeds 100-119, apart from the benchmark's seeds 0-9: with the same candidates, the
-  mean regret at 100 evaluations was 0.13 points with UCB (``kappa=1``), whose argmax kept returning
-  to the model's favourite basin, and 0.035 with Thompson sampling (TPE: 0.061 on those seeds).
-  The shares were then chosen on seeds 100-139: with Thompson sampling, a third each gave 0.087 +-
-  0.162 at 100 evaluations (5 of 40 searches above 0.3), a quarter mutations and half crossovers
-  0.033 +- 0.039 (none above 0.3); TPE 0.058 on those seeds.
+  from the model's posterior -- for the GP, a joint draw over the candidates; for the forest, the
+  prediction of one of its trees, picked by the trial's random stream (the bootstrap ensemble's
+  Thompson sampling; BANANAS's independent Thompson sampling draws each candidate from
+  ``N(mean, std)``, which is what a model without posterior draws gets here); ``"ucb"`` the upper
+  confidence bound ``mean + kappa * std`` (Srinivas et al., "Gaussian Process Optimization in the
+  Bandit Setting", ICML 2010). Thompson sampling and the candidate shares were chosen with the forest
+  on NAS-Bench-201 seeds 100-139, apart from the benchmark's seeds 0-9: UCB (``kappa=1``) kept returning
+  to the model's favourite basin (0.13 points of mean regret at 100 evaluations, Thompson 0.035 on
+  seeds 100-119); a third of each kind of candidate gave 0.087 +- 0.162 at 100 evaluations, a quarter
+  mutations and half crossovers 0.033 +- 0.039.
+* **The surrogate** (``predictor``, default ``"gp"``): on seeds 100-159 (and confirmed on 200-239), with
+  the candidates and acquisition above, the mean regret (points of ``cifar10valid_valid_acc``) was
+
+  ============  ===============  ===============  ===============  ===============
+  seeds         100-159, at 50   100-159, at 100  200-239, at 50   200-239, at 100
+  ============  ===============  ===============  ===============  ===============
+  ``gp``        0.142 +- 0.249   0.041 +- 0.133   0.259 +- 0.385   0.023 +- 0.102
+  ``forest``    0.316 +- 0.293   0.055 +- 0.111   0.486 +- 0.451   0.151 +- 0.229
+  TPE           0.178 +- 0.153   0.054 +- 0.106   0.257 +- 0.234   0.072 +- 0.108
+  ============  ===============  ===============  ===============  ===============
+
+  (TPE: Optuna's multivariate TPE through ``suggest_architecture``.) The GP beat TPE on 24 of seeds
+  100-159 at 100 evaluations and lost on 5 (at 300, on seeds 100-119: 0.003 +- 0.012, TPE
+  0.024 +- 0.103); its misses are the strict local optima described above (4-5 edits from the optimum, e.g. the
+  skip connection on another edge). Extra-trees (0.087 at 100), 512 candidates (forest 0.070, GP 0.043),
+  adding the incumbent's whole 1-edit neighbourhood (forest 0.103, GP 0.056), a linear-plus-Hamming
+  kernel (0.032 on 100-159, 0.058 on 200-239), UCB with the GP (0.079) and the GP on the raw values
+  instead of the copula (0.100) did not help.
 * **Defaults per kind of model.** The defaults above are for a choice surrogate, the only kind
   measured on the benchmark. A graph predictor keeps the earlier defaults, UCB with half mutations
   and half uniform draws: on a toy objective (the count of 3x3 convolutions in an NB201 cell,
   ``text_ridge``, 20 trials, 8 seeds) they found 5.1 of 6 on average, against 4.2 with independent
   Thompson draws from ``N(mean, std)`` and the crossover-heavy mix -- a bagged predictor's spread
-  makes independent draws noisy, where a forest's single tree is one coherent function.
+  makes independent draws noisy, where a forest's single tree or a GP's joint draw is one coherent
+  function.
 
 Two kinds of model rank the candidates:
 
-* a **choice surrogate** (default ``"forest"``, :mod:`nas.integrations.surrogates`): SMAC's random
-  forest on the one-hot encoding of the architecture's choices. It needs no graph, so a trial with 128
-  candidates costs milliseconds instead of the ~1 s that building 128 graphs took, and it is cheap
-  enough to refit after every complete trial (``refit_every`` defaults to 1 for it);
+* a **choice surrogate** (:mod:`nas.integrations.surrogates`) on the one-hot encoding of the
+  architecture's choices: ``"gp"`` (the default), a Gaussian process with an exponentiated Hamming
+  kernel whose length-scale and noise are picked by marginal likelihood, or ``"forest"``, SMAC's
+  random forest. It needs no graph, so a trial with 128 candidates costs milliseconds instead of the
+  ~1 s that building 128 graphs took, and it is cheap enough to refit after every complete trial
+  (``refit_every`` defaults to 1 for it; the GP's fit grows as ``n^3``, about half a second at 1,000 trials);
 * a graph :class:`~predictors.base.Predictor` (a registered name such as ``graph_gbdt`` or an
   instance): it reads :class:`~nas.ir.ArchGraph`\ s, can be pretrained or zero-shot (fitted on another
   benchmark), and transfers across spaces. Graphs are cached by genotype for the sampler's lifetime,
@@ -102,7 +122,7 @@ class PredictorSampler(BaseSampler):
 
     Args:
         space: the search space (name, ``NAME:ARGS``, instance or an :class:`ArchitectureMapping`).
-        predictor: a choice surrogate's name (``"forest"``, the default; see
+        predictor: a choice surrogate's name (``"gp"``, the default, or ``"forest"``; see
             :data:`~nas.integrations.surrogates.SURROGATES`), a registered graph predictor's name (built
             with ``seed``), or an instance of either (deep-copied before each fit).
         acquisition: ``"thompson"`` (one posterior draw) or ``"ucb"`` (``mean + kappa * std``); default:
@@ -127,7 +147,7 @@ class PredictorSampler(BaseSampler):
     def __init__(
         self,
         space: str | SearchSpace | ArchitectureMapping,
-        predictor: str | Predictor | ChoiceSurrogate = "forest",
+        predictor: str | Predictor | ChoiceSurrogate = "gp",
         *,
         acquisition: str | None = None,
         kappa: float = 1.0,
@@ -461,7 +481,7 @@ def sampler_encoding(name: str) -> str:
 
 
 def create_sampler(name: str, space: str | SearchSpace | ArchitectureMapping, *, seed: int = 0,
-                   constraints_func: Any = None, n_startup_trials: int = 10, predictor: str = "forest",
+                   constraints_func: Any = None, n_startup_trials: int = 10, predictor: str = "gp",
                    acquisition: str | None = None, kappa: float = 1.0) -> BaseSampler:
     """An Optuna sampler by name (the CLI's ``--sampler``): ``tpe`` (multivariate), ``random``, ``nsga2``,
     ``gp``, ``cmaes`` or ``predictor`` (:class:`PredictorSampler`). ``constraints_func`` goes to the

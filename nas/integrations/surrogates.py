@@ -24,6 +24,20 @@ spread, ``std(x) = sqrt(mean_b (f_b(x) - mean(x))^2)``; a posterior draw is one 
 prediction ``f_b(x)`` with ``b`` uniform (Thompson sampling with a bootstrap ensemble: the trees
 disagree jointly over the rows, so a draw ranks them coherently). Its defaults (``min_samples_leaf=3``,
 ``max_features=5/6``) are SMAC's.
+
+``gp`` (:class:`ChoiceGP`, the sampler's default) is a Gaussian process with the exponentiated
+Hamming kernel ``k(x, x') = s2 * exp(-h(x, x') / ell)``, where ``h = ||x - x'||^2 / 2`` is the number
+of dimensions on which two one-hot rows differ (the categorical kernel of COMBO, Oh et al.,
+"Combinatorial Bayesian Optimization using the Graph Cartesian Product", NeurIPS 2019, with one
+length-scale), a constant mean (the targets' mean) and Gaussian noise ``s2 * eta``. ``ell`` and ``eta`` are
+chosen on a grid by the marginal likelihood with ``s2`` profiled out (``s2 = r' C^-1 r / n`` for the
+centred targets ``r`` and the correlation matrix ``C``). A posterior draw is a *joint* sample over the
+rows, ``mean + Q sqrt(W) z`` for the eigendecomposition ``Q W Q'`` of the posterior covariance. A
+smooth kernel on the Hamming distance generalizes from a few dozen rows where the forest's
+axis-aligned splits need many: on the additive toy target of the tests (the count of 3x3
+convolutions, 80 training rows) the GP's mean correlates above 0.95 with the truth on held-out cells,
+the forest's 0.55. On NAS-Bench-201 it is also the better guide of the sampler (the table in
+:mod:`nas.integrations.samplers`).
 """
 
 from __future__ import annotations
@@ -105,3 +119,91 @@ class ChoiceForest:
         x = self._rows(x, "sample")
         tree = self._model.estimators_[int(rng.integers(len(self._model.estimators_)))]
         return np.asarray(tree.predict(x), dtype=np.float64)
+
+
+@SURROGATES.register("gp")
+@dataclass
+class ChoiceGP:
+    """A Gaussian process with an exponentiated Hamming kernel on the one-hot choices (see the module docstring).
+
+    ``lengthscales`` and ``noises`` are the grid searched by the profiled marginal likelihood; ``seed`` is
+    accepted for the registry's sake (the fit is deterministic). The fit costs ``O(len(grid) n^3)``: a few
+    milliseconds for a hundred trials, about half a second for a thousand (one BLAS thread).
+    """
+
+    lengthscales: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+    noises: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 0.3)
+    seed: int = 0
+    lengthscale: float = field(default=float("nan"), init=False)
+    noise: float = field(default=float("nan"), init=False)
+    signal: float = field(default=float("nan"), init=False)
+    _x: Any = field(default=None, init=False, repr=False)
+    _mean: float = field(default=0.0, init=False, repr=False)
+    _chol: Any = field(default=None, init=False, repr=False)
+    _alpha: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.lengthscales or not self.noises or min(self.lengthscales) <= 0 or min(self.noises) <= 0:
+            raise PredictorError(f"ChoiceGP: lengthscales={self.lengthscales} and noises={self.noises} must be "
+                                 "non-empty and positive")
+
+    @staticmethod
+    def _hamming(a: FloatArray, b: FloatArray) -> FloatArray:
+        """``||a_i - b_j||^2 / 2``: for one-hot rows, the number of dimensions on which they differ."""
+        sq_a, sq_b = (a * a).sum(axis=1), (b * b).sum(axis=1)
+        return np.maximum(0.5 * (sq_a[:, None] + sq_b[None, :] - 2.0 * a @ b.T), 0.0)
+
+    def fit(self, x: FloatArray, y: FloatArray) -> ChoiceGP:
+        from scipy.linalg import cho_solve, cholesky, solve_triangular
+
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        if x.ndim != 2 or y.shape != (x.shape[0],) or x.shape[0] < 2:
+            raise PredictorError(f"ChoiceGP.fit needs x (n, d) and y (n,) with n >= 2; got {x.shape} and {y.shape}")
+        if not np.all(np.isfinite(y)):
+            raise PredictorError(f"ChoiceGP.fit: non-finite targets {y[~np.isfinite(y)][:5].tolist()}")
+        n = len(y)
+        mean = float(y.mean())
+        r = y - mean
+        h = self._hamming(x, x)
+        best: tuple[float, float, float, float] | None = None  # (log-likelihood, ell, eta, s2)
+        for ell in self.lengthscales:
+            corr = np.exp(-h / ell)
+            for eta in self.noises:
+                chol = cholesky(corr + eta * np.eye(n), lower=True)
+                a = solve_triangular(chol, r, lower=True)
+                s2 = max(float(a @ a) / n, 1e-12)
+                ll = -0.5 * n * np.log(s2) - float(np.log(np.diag(chol)).sum())
+                if best is None or ll > best[0]:
+                    best = (ll, ell, eta, s2)
+        assert best is not None
+        _, self.lengthscale, self.noise, self.signal = best
+        self._chol = cholesky(np.exp(-h / self.lengthscale) + self.noise * np.eye(n), lower=True)
+        self._alpha = cho_solve((self._chol, True), r)
+        self._x, self._mean = x, mean
+        return self
+
+    def _posterior(self, x: FloatArray, what: str) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """The rows' posterior mean, ``V = L^-1 K(X, x)`` and the rows' prior correlations ``K(x, x)``."""
+        from scipy.linalg import solve_triangular
+
+        if self._x is None:
+            raise PredictorError(f"ChoiceGP.{what} before fit")
+        x = np.asarray(x, np.float64)
+        if x.ndim != 2 or x.shape[1] != self._x.shape[1]:
+            raise PredictorError(f"ChoiceGP.{what}: rows of width {self._x.shape[1]} expected; got shape {x.shape}")
+        cross = np.exp(-self._hamming(self._x, x) / self.lengthscale)  # (n, m)
+        mean = self._mean + cross.T @ self._alpha
+        v = solve_triangular(self._chol, cross, lower=True)
+        return mean, v, np.exp(-self._hamming(x, x) / self.lengthscale) if what == "sample" else np.ones(len(x))
+
+    def predict(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+        mean, v, prior = self._posterior(x, "predict")
+        var = self.signal * np.maximum(prior - (v * v).sum(axis=0), 0.0)
+        return np.asarray(mean, np.float64), np.sqrt(var)
+
+    def sample(self, x: FloatArray, rng: np.random.Generator) -> FloatArray:
+        """One joint posterior draw for rows ``x`` ``(m, d)``, from ``rng``."""
+        mean, v, prior = self._posterior(x, "sample")
+        cov = self.signal * (prior - v.T @ v)
+        w, q = np.linalg.eigh(0.5 * (cov + cov.T))
+        return np.asarray(mean + q @ (np.sqrt(np.maximum(w, 0.0)) * rng.standard_normal(len(mean))), np.float64)

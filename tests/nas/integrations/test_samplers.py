@@ -27,7 +27,7 @@ class _Conv3Count:
 
 
 def _sampler(seed: int = 0) -> PredictorSampler:
-    # a graph predictor here (the forest, the default, has its own oracle test below)
+    # a graph predictor here (the choice surrogates, the GP default and the forest, have their own tests below)
     return PredictorSampler("nb201", "text_ridge", seed=seed, n_startup_trials=6, refit_every=4, n_candidates=24)
 
 
@@ -172,3 +172,75 @@ def test_thompson_draws_are_single_trees_and_crossover_recombines_parents() -> N
     assert len(mixed) > 150  # both parents contribute (all six edges from one parent: P = 2 / 64)
     cands = sampler._candidates(np.random.default_rng(0), [a, b], seen={mapping.space.format(a)})
     assert mapping.space.format(a) not in {mapping.space.format(g) for g in cands}
+
+
+def test_choice_gp_against_a_plain_loop_gp() -> None:
+    """The GP's fit, mean, std and joint draws reproduce the textbook formulas, written out entry by entry."""
+    from nas.integrations.spaces import architecture_mapping
+    from nas.integrations.surrogates import ChoiceGP
+
+    mapping = architecture_mapping("nb201")
+    rng = np.random.default_rng(2)
+    gs = [mapping.space.sample(rng) for _ in range(120)]
+    x = mapping.onehot(gs)
+    y = np.array([sum(op == "nor_conv_3x3" for op in g) for g in gs], float)
+    gp = ChoiceGP().fit(x[:80], y[:80])
+    mean, std = gp.predict(x[80:])
+    # the additive toy target that trees learn slowly (forest: 0.55 in the test above) is easy for the GP
+    assert np.corrcoef(mean, y[80:])[0, 1] > 0.95
+
+    # the plain computation: Hamming distances by counting differing edges, the grid search by hand
+    def k(a: tuple[str, ...], b: tuple[str, ...], ell: float) -> float:
+        return float(np.exp(-sum(u != v for u, v in zip(a, b, strict=True)) / ell))
+
+    train, test, n = gs[:80], gs[80:], 80
+    r = y[:80] - y[:80].mean()
+    best = None
+    for ell in gp.lengthscales:
+        corr = np.array([[k(a, b, ell) for b in train] for a in train])
+        for eta in gp.noises:
+            c = corr + eta * np.eye(n)
+            s2 = float(r @ np.linalg.solve(c, r)) / n
+            ll = -0.5 * n * np.log(s2) - 0.5 * np.linalg.slogdet(c)[1]
+            if best is None or ll > best[0]:
+                best = (ll, ell, eta, s2)
+    assert best is not None
+    _, ell, eta, s2 = best
+    assert (gp.lengthscale, gp.noise) == (ell, eta) and gp.signal == pytest.approx(s2)
+    c = np.array([[k(a, b, ell) for b in train] for a in train]) + eta * np.eye(n)
+    cross = np.array([[k(a, b, ell) for b in test] for a in train])  # (n, m)
+    want_mean = y[:80].mean() + cross.T @ np.linalg.solve(c, r)
+    prior = np.array([[k(a, b, ell) for b in test] for a in test])
+    want_cov = s2 * (prior - cross.T @ np.linalg.solve(c, cross))
+    assert mean == pytest.approx(want_mean, abs=1e-8)
+    assert std == pytest.approx(np.sqrt(np.maximum(np.diag(want_cov), 0.0)), abs=1e-6)
+    # joint draws: seeded by the caller's stream, with the posterior's mean and covariance
+    draws = np.stack([gp.sample(x[80:], np.random.default_rng(s)) for s in range(4000)])
+    assert np.array_equal(draws[7], gp.sample(x[80:], np.random.default_rng(7)))
+    assert draws.mean(axis=0) == pytest.approx(want_mean, abs=0.05)
+    assert np.cov(draws.T) == pytest.approx(want_cov, abs=0.05)
+    with pytest.raises(NasError, match="before fit"):
+        ChoiceGP().sample(x, rng)
+    with pytest.raises(NasError, match="width"):
+        gp.predict(x[:, :10])
+    with pytest.raises(NasError, match="positive"):
+        ChoiceGP(noises=())
+
+
+def test_default_sampler_uses_the_gp() -> None:
+    from nas.integrations.surrogates import ChoiceGP
+
+    objective = make_objective("nb201", _Conv3Count())
+    sampler = PredictorSampler("nb201", seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(objective, n_trials=25)
+    assert isinstance(sampler._model, ChoiceGP)
+    assert study.best_value >= 5.0  # a uniform draw: P(>= 5 of 6 convs 3x3) = 0.0016
+    # a fresh sampler on the same storage (a restart, another worker) continues as the original would have
+    storage = optuna.storages.InMemoryStorage()
+    part = optuna.create_study(storage=storage, study_name="part", direction="maximize",
+                               sampler=PredictorSampler("nb201", seed=0))
+    part.optimize(objective, n_trials=15)
+    resumed = optuna.load_study(storage=storage, study_name="part", sampler=PredictorSampler("nb201", seed=0))
+    resumed.optimize(objective, n_trials=10)
+    assert _params(resumed) == _params(study)
