@@ -10,6 +10,7 @@ import pytest
 
 from nas.errors import NasError
 from nas.integrations.optuna import PredictorSampler, create_sampler, make_objective, params_to_genotype
+from nas.integrations.spaces import ArchitectureMapping
 from nas.ir import ArchGraph
 from nas.search.objectives import Evaluation
 
@@ -110,23 +111,29 @@ def test_extra_parameters_go_to_the_independent_sampler() -> None:
     assert all(len(params_to_genotype("nb201", t.params)) == 6 for t in study.trials)
 
 
+def _conv_count_cells(n: int, seed: int) -> tuple[ArchitectureMapping, list[tuple[str, ...]], np.ndarray, np.ndarray]:
+    """``n`` random NB201 cells (seeded), their one-hot rows and the toy additive target: the count of
+    3x3 convolutions."""
+    from nas.integrations.spaces import architecture_mapping
+
+    mapping = architecture_mapping("nb201")
+    rng = np.random.default_rng(seed)
+    gs = [mapping.space.sample(rng) for _ in range(n)]
+    return mapping, gs, mapping.onehot(gs), np.array([sum(op == "nor_conv_3x3" for op in g) for g in gs], float)
+
+
 def test_choice_forest_and_copula_against_oracles() -> None:
     from scipy.stats import norm
 
     from nas.integrations.samplers import gaussian_copula
-    from nas.integrations.spaces import architecture_mapping
     from nas.integrations.surrogates import ChoiceForest
 
     z = gaussian_copula(np.array([3.0, 1.0, 2.0, 2.0]))  # ranks 4, 1, 2.5, 2.5 of 4
     assert z == pytest.approx(norm.ppf(np.array([3.5, 0.5, 2.0, 2.0]) / 4))
-    mapping = architecture_mapping("nb201")
-    rng = np.random.default_rng(0)
-    gs = [mapping.space.sample(rng) for _ in range(120)]
-    x = mapping.onehot(gs)
+    mapping, gs, x, y = _conv_count_cells(120, 0)
     assert x.shape == (120, 6 * 5) and np.array_equal(x.sum(axis=1), np.full(120, 6.0))
     for g, row in zip(gs, x, strict=True):  # one hot per edge, at the op's index
         assert [int(np.flatnonzero(row[5 * e: 5 * e + 5])[0]) for e in range(6)] == list(mapping.choice_indices(g))
-    y = np.array([sum(op == "nor_conv_3x3" for op in g) for g in gs], float)
     forest = ChoiceForest(seed=0).fit(x[:80], y[:80])
     mean, std = forest.predict(x[80:])
     # an additive target is hard for trees on little data (0.55 on 40 rows); a model that ignores x gives ~0
@@ -142,14 +149,10 @@ def test_choice_forest_and_copula_against_oracles() -> None:
 
 
 def test_thompson_draws_are_single_trees_and_crossover_recombines_parents() -> None:
-    from nas.integrations.spaces import architecture_mapping
     from nas.integrations.surrogates import ChoiceForest
 
-    mapping = architecture_mapping("nb201")
+    mapping, _, x, y = _conv_count_cells(60, 1)
     rng = np.random.default_rng(1)
-    gs = [mapping.space.sample(rng) for _ in range(60)]
-    x = mapping.onehot(gs)
-    y = np.array([sum(op == "nor_conv_3x3" for op in g) for g in gs], float)
     forest = ChoiceForest(seed=0, n_estimators=8).fit(x, y)
     trees = np.stack([t.predict(x) for t in forest._model.estimators_])  # (8, 60)
     draws = [forest.sample(x, np.random.default_rng(s)) for s in range(40)]
@@ -176,14 +179,9 @@ def test_thompson_draws_are_single_trees_and_crossover_recombines_parents() -> N
 
 def test_choice_gp_against_a_plain_loop_gp() -> None:
     """The GP's fit, mean, std and joint draws reproduce the textbook formulas, written out entry by entry."""
-    from nas.integrations.spaces import architecture_mapping
     from nas.integrations.surrogates import ChoiceGP
 
-    mapping = architecture_mapping("nb201")
-    rng = np.random.default_rng(2)
-    gs = [mapping.space.sample(rng) for _ in range(120)]
-    x = mapping.onehot(gs)
-    y = np.array([sum(op == "nor_conv_3x3" for op in g) for g in gs], float)
+    _, gs, x, y = _conv_count_cells(120, 2)
     gp = ChoiceGP().fit(x[:80], y[:80])
     mean, std = gp.predict(x[80:])
     # the additive toy target that trees learn slowly (forest: 0.55 in the test above) is easy for the GP
@@ -220,7 +218,7 @@ def test_choice_gp_against_a_plain_loop_gp() -> None:
     assert draws.mean(axis=0) == pytest.approx(want_mean, abs=0.05)
     assert np.cov(draws.T) == pytest.approx(want_cov, abs=0.05)
     with pytest.raises(NasError, match="before fit"):
-        ChoiceGP().sample(x, rng)
+        ChoiceGP().sample(x, np.random.default_rng(0))
     with pytest.raises(NasError, match="width"):
         gp.predict(x[:, :10])
     with pytest.raises(NasError, match="positive"):
