@@ -19,8 +19,9 @@ Experiments (BENCHMARKS.md, "Predictors" and "Latency"):
   networks takes about 3 s each on this machine, so these runs use the NASLib sample: ``n`` training
   and all the remaining (at least 525) test architectures. Methods: ``gennape+zc``, ``zc_gbdt`` and,
   on the same splits, ``gennape`` and ``best_proxy`` (the single proxy with the best ρ on the test set,
-  chosen after the fact: an upper bound for any single proxy). Features enter as
-  ``sign(x) log(1 + |x|)`` (synflow spans 40 orders of magnitude).
+  chosen after the fact: an upper bound for any single proxy), and ``zc_ensemble``, the mean of
+  the standardized predictions of ``gennape+zc`` and ``zc_gbdt`` fitted on the same split. Features
+  enter as ``sign(x) log(1 + |x|)`` (synflow spans 40 orders of magnitude).
 * ``zeroshot``: trained on NB101 (500 sample, ``val_accuracy``), tested on all 15,625 NB201
   architectures (``cifar10_test_acc``); trained on ``--zs-n`` NB201 architectures
   (``cifar10valid_valid_acc``), tested on the NB101 sample and the NB301 sample (``val_accuracy``).
@@ -83,6 +84,8 @@ log = logging.getLogger(__name__)
 EXPERIMENTS = ("curves", "curves_zc", "zeroshot", "ablations", "latency")
 DEVICES = ("pixel3", "raspi4", "fpga", "eyeriss", "gold_6226")
 CURVE_METHODS = ("gennape", "graph_gbdt", "text_ridge")
+#: curves_zc: the mean of the standardized predictions of gennape+zc and zc_gbdt on one split
+ZC_ENSEMBLE = "zc_ensemble"
 #: Settings of the methods (one thread everywhere: the benchmark shares the machine).
 GENNAPE: dict[str, Any] = {"threads": 1}
 ABLATIONS: dict[str, dict[str, Any]] = {
@@ -279,6 +282,21 @@ def _zc_run(r: Runner, lab: Any, feats: np.ndarray, m: str, s: int, train_rows: 
             **_rank(pred, lab.y[test_rows])}
 
 
+def _zc_ensemble(r: Runner, lab: Any, feats: np.ndarray, s: int, train_rows: np.ndarray,
+                 test_rows: np.ndarray) -> dict[str, Any]:
+    """The mean of the standardized predictions of ``gennape+zc`` and ``zc_gbdt`` on one split."""
+    train = r.graphs("nb201", [lab.archs[i] for i in train_rows])
+    test = r.graphs("nb201", [lab.archs[i] for i in test_rows])
+    ftr, fte = signed_log(feats[train_rows]), signed_log(feats[test_rows])
+    preds, seconds = [], 0.0
+    for name in ("gennape", "zc_gbdt"):
+        pred, fit_s = fit_predict(name, s, train, lab.y[train_rows], test, ftr, fte)
+        preds.append(_zscore(pred))
+        seconds += fit_s
+    return {"method": ZC_ENSEMBLE, "n": len(train_rows), "n_test": len(test_rows), "fit_seconds": seconds,
+            **_rank(np.mean(preds, axis=0), lab.y[test_rows])}
+
+
 def _best_proxy(lab: Any, feats: np.ndarray, n: int, test_rows: np.ndarray) -> dict[str, Any]:
     from predictors.data import NASLIB_PROXIES
 
@@ -307,6 +325,7 @@ def run_curves_zc(r: Runner, ns: Sequence[int], seeds: Sequence[int]) -> None:
             train_rows, test_rows = order[:n], order[n:]
             for m in ("gennape+zc", "zc_gbdt", "gennape"):
                 r.cached("curves_zc", f"{m}-n{n}", s, _zc_run, r, lab, feats, m, s, train_rows, test_rows)
+            r.cached("curves_zc", f"{ZC_ENSEMBLE}-n{n}", s, _zc_ensemble, r, lab, feats, s, train_rows, test_rows)
             r.cached("curves_zc", f"best_proxy-n{n}", s, _best_proxy, lab, feats, n, test_rows)
 
 
