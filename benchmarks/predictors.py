@@ -581,7 +581,17 @@ def _aggregate(results: list[dict[str, Any]], group: Sequence[str], metrics: Seq
     return sorted(rows, key=order)
 
 
-def _plot(summary: dict[str, list[dict[str, Any]]], path: Path) -> None:
+def _best_proxy_line(r: Runner) -> tuple[str, float] | None:
+    """The cached ``best_proxy`` runs of ``curves_zc``: the proxy's name and mean ρ, for the curves plot."""
+    rows = [c for c in r.all_cached("curves_zc") if c.get("method") == "best_proxy"]
+    if not rows:
+        return None
+    names = sorted({str(c.get("proxy")) for c in rows})
+    return "/".join(names), float(np.mean([c["spearman"] for c in rows]))
+
+
+def _plot(summary: dict[str, list[dict[str, Any]]], path: Path, proxy: tuple[str, float] | None = None) -> None:
+    """One panel per experiment; ``proxy`` (name, ρ) adds the best single proxy to the curves panel."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -598,6 +608,9 @@ def _plot(summary: dict[str, list[dict[str, Any]]], path: Path) -> None:
                 pts = sorted((r for r in rows if r["method"] == method), key=lambda r: r["n"])
                 ax.errorbar([p["n"] for p in pts], [p["spearman"] for p in pts],
                             yerr=[p.get("spearman_std", 0.0) for p in pts], marker="o", ms=3, capsize=2, label=method)
+            if key == "curves" and proxy is not None:
+                ax.axhline(proxy[1], color="grey", ls="--", lw=1,
+                           label=f"best single proxy ({proxy[0]}; NASLib's 725, no training)")
             ax.set_xscale("log")
             ax.set_xlabel("training architectures n")
             ax.set_ylabel("Spearman ρ (held out)")
@@ -700,7 +713,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     write_json(out, {"settings": info, "results": summary})
     png = out.with_suffix(".png")
-    _plot(summary, png)
+    _plot(summary, png, _best_proxy_line(r) if "curves" in summary else None)
     print(f"wrote {out} and {png}")
     return 0
 

@@ -1,0 +1,36 @@
+"""Small pieces of benchmarks.predictors: method-name parsing and the curves plot's proxy line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.predictors import Runner, _best_proxy_line, _fit_latency, _plot, _transfer
+
+
+def test_unknown_method_suffixes_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"NAME\+geno"):
+        _fit_latency("kernel_latency+magic", 0, [], [], np.zeros(0), np.zeros(0, int), np.zeros(0, int))
+    with pytest.raises(ValueError, match=r"NAME\+adapt"):
+        _transfer("gennape+magic", 0, [], np.zeros(0), [])
+
+
+def test_curves_plot_draws_the_cached_best_proxy(tmp_path: Path) -> None:
+    runner = Runner(argparse.Namespace(data_dir=None, workdir=str(tmp_path), progress=False, seed=0))
+    assert _best_proxy_line(runner) is None  # nothing cached yet
+    folder = tmp_path / "results" / "curves_zc"
+    folder.mkdir(parents=True)
+    for seed, rho in enumerate((0.79, 0.81)):
+        (folder / f"best_proxy-n100-s{seed}.json").write_text(
+            json.dumps({"method": "best_proxy", "proxy": "nwot", "n": 100, "spearman": rho}))
+    (folder / "zc_gbdt-n100-s0.json").write_text(json.dumps({"method": "zc_gbdt", "n": 100, "spearman": 0.9}))
+    name, rho = _best_proxy_line(runner) or ("", 0.0)
+    assert name == "nwot" and rho == pytest.approx(0.80)
+    summary = {"curves": [{"method": "gennape", "n": n, "spearman": 0.8 + n / 1e4, "spearman_std": 0.01}
+                          for n in (50, 100)]}
+    _plot(summary, tmp_path / "curves.png", (name, rho))
+    assert (tmp_path / "curves.png").stat().st_size > 1000
