@@ -24,7 +24,7 @@ from nas.integrations.lcpfn import (
     train,
 )
 from nas.integrations.optuna import LearningCurvePruner
-from tests.nas.integrations._curves import replay
+from tests.nas.integrations._curves import replay_both_ways
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 torch.set_num_threads(1)
@@ -116,18 +116,11 @@ def test_shipped_model_beats_the_last_value_on_held_out_prior_curves() -> None:
 
 
 def test_lcpfn_pruner_stops_a_hopeless_curve_and_keeps_a_good_one() -> None:
-    x = np.arange(20) + 1.0
-    good = list(85.0 - 50.0 * x ** -0.8)
-    bad = list(45.0 - 30.0 * x ** -0.8)  # saturates 40 points below the others
-    better = list(90.0 - 55.0 * x ** -0.8)  # ends above every earlier curve
-    curves = [good, good, good, bad, better]
-    study = replay(curves, LearningCurvePruner(max_step=19, model="lcpfn", value_range=(0.0, 100.0)))
+    study, losses = replay_both_ways(lambda vr: LearningCurvePruner(max_step=19, model="lcpfn", value_range=vr))
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE] * 3 + [TrialState.PRUNED, TrialState.COMPLETE]
     assert study.trials[3].last_step == 2  # at the first decision
-    losses = [[-v for v in c] for c in curves]  # minimize, with the range of the losses
-    study = replay(losses, LearningCurvePruner(max_step=19, model="lcpfn", value_range=(-100.0, 0.0)), "minimize")
-    assert [t.state for t in study.trials][3:] == [TrialState.PRUNED, TrialState.COMPLETE]
+    assert [t.state for t in losses.trials][3:] == [TrialState.PRUNED, TrialState.COMPLETE]  # minimize
     with pytest.raises(NasError, match="value_range"):
         LearningCurvePruner(max_step=19, model="lcpfn")
     with pytest.raises(NasError, match="at most"):

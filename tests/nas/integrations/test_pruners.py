@@ -11,7 +11,7 @@ from nas.errors import NasError
 from nas.integrations.curves import CurveEnsemble
 from nas.integrations.optuna import LearningCurvePruner, ZeroCostPruner, make_objective
 from search_spaces import space_from_spec
-from tests.nas.integrations._curves import replay
+from tests.nas.integrations._curves import replay_both_ways
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -32,20 +32,12 @@ def test_curve_ensemble_extrapolates_a_known_curve() -> None:
 
 
 def test_learning_curve_pruner_stops_a_hopeless_curve_and_keeps_a_good_one() -> None:
-    x = np.arange(20) + 1.0
-    good = list(85.0 - 50.0 * x ** -0.8)
-    bad = list(45.0 - 30.0 * x ** -0.8)  # saturates 40 points below the others
-    better = list(90.0 - 55.0 * x ** -0.8)  # ends above every earlier curve
-    curves = [good, good, good, bad, better]
-    study = replay(curves, LearningCurvePruner(max_step=19, n_startup_trials=3, seed=0))
+    study, losses = replay_both_ways(lambda _: LearningCurvePruner(max_step=19, n_startup_trials=3, seed=0))
     states = [t.state for t in study.trials]
     assert states[:3] == [TrialState.COMPLETE] * 3
     assert states[3] == TrialState.PRUNED and study.trials[3].last_step == 2  # at the first decision
     assert states[4] == TrialState.COMPLETE
-    # minimize: the same curves as losses
-    losses = [[-v for v in c] for c in curves]
-    study = replay(losses, LearningCurvePruner(max_step=19, n_startup_trials=3, seed=0), "minimize")
-    assert [t.state for t in study.trials][3:] == [TrialState.PRUNED, TrialState.COMPLETE]
+    assert [t.state for t in losses.trials][3:] == [TrialState.PRUNED, TrialState.COMPLETE]  # minimize
     with pytest.raises(NasError):
         LearningCurvePruner(max_step=10, n_warmup_steps=2)
 
