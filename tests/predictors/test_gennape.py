@@ -11,7 +11,7 @@ import torch
 
 from nas.errors import PredictorError
 from predictors.encoders import GraphEncoder, collate, graph_data
-from predictors.gennape import RANK_LOSSES, GennapeConfig, GennapePredictor, _embed
+from predictors.gennape import _LEGACY, RANK_LOSSES, GennapeConfig, GennapePredictor, _embed
 from tests.predictors.conftest import FAST, reordered
 
 TRAIN, TEST = slice(0, 16), slice(16, 24)
@@ -156,3 +156,89 @@ def test_adapt_restandardizes_on_the_target_domain(graphs, targets, features) ->
     with pytest.raises(PredictorError, match="features"):
         with_feats.adapt(graphs[16:])
     with_feats.adapt(graphs[16:], features=features[16:])
+
+
+
+# ---------------------------------------------------------------------- how the per-architecture features enter
+
+
+def test_robust_feature_scaling_is_median_and_iqr(graphs, targets, features) -> None:
+    from predictors.encoders import global_features
+
+    f = features.copy()
+    f[0, 0] = np.nan  # a proxy that failed on one architecture
+    p = fast(feature_scaling="robust").fit(graphs[TRAIN], targets[TRAIN], features=f[TRAIN])
+    g = np.stack([global_features(x) for x in graphs[TRAIN]])
+    np.testing.assert_allclose(p._in_scaler.mean[:g.shape[1]], g.mean(axis=0))  # the graph-level ones: as before
+    np.testing.assert_allclose(p._in_scaler.scale[:g.shape[1]], np.where(g.std(axis=0) > 1e-12, g.std(axis=0), 1.0))
+    for j in range(f.shape[1]):
+        col = f[TRAIN, j][~np.isnan(f[TRAIN, j])]
+        q1, med, q3 = np.percentile(col, [25, 50, 75])
+        want = (q3 - q1) / 1.349 if q3 > q1 else col.std()  # a column with IQR 0 keeps its standard deviation
+        assert p._in_scaler.mean[g.shape[1] + j] == pytest.approx(med)
+        assert p._in_scaler.scale[g.shape[1] + j] == pytest.approx(want)
+
+
+@pytest.mark.parametrize("scaling", ["standard", "robust"])
+def test_heads_read_the_features_scaled(scaling: str, graphs, targets, features) -> None:
+    """The heads' input is ``[z, standardized globals, feature_scale * scaled features]``."""
+    from predictors.encoders import global_features
+
+    p = fast(members=2, feature_scaling=scaling, feature_scale=2.5)
+    p.fit(graphs[TRAIN], targets[TRAIN], features=features[TRAIN])
+    g = np.stack([global_features(x) for x in graphs[TEST]])
+    side = (np.concatenate([g, features[TEST]], axis=1) - p._in_scaler.mean) / p._in_scaler.scale
+    side[:, g.shape[1]:] *= 2.5
+    u = p.memberships(graphs[TEST])
+    data = [graph_data(x) for x in graphs[TEST]]
+    mus = []
+    for k, member in enumerate(p._members):
+        assert member.heads is not None
+        z = member.scaler.transform(_embed(member.encoder, data))
+        with torch.no_grad():
+            h = member.heads(torch.from_numpy(np.concatenate([z, side], axis=1)).float()).double().numpy()
+        mus.append((u[k] * h).sum(axis=1) * p._y_scale + p._y_mean)
+    np.testing.assert_allclose(p.predict(graphs[TEST], features=features[TEST])[0], np.mean(mus, axis=0),
+                               rtol=1e-5, atol=1e-9)
+
+
+def test_feature_settings_leave_the_featureless_fit_alone(graphs, targets) -> None:
+    ref = fast(**_LEGACY).fit(graphs[TRAIN], targets[TRAIN]).predict(graphs[TEST])
+    got = fast(feature_scaling="robust", feature_scale=3.0).fit(graphs[TRAIN], targets[TRAIN]).predict(graphs[TEST])
+    for a, b in zip(ref, got, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_robust_features_save_and_load(graphs, targets, features, tmp_path: Path) -> None:
+    p = fast(members=2, feature_scaling="robust", feature_scale=3.0)
+    p.fit(graphs[TRAIN], targets[TRAIN], features=features[TRAIN]).save(tmp_path / "g.zip")
+    q = GennapePredictor.load(tmp_path / "g.zip")
+    assert q.config == p.config
+    for a, b in zip(p.predict(graphs[TEST], features=features[TEST]), q.predict(graphs[TEST], features=features[TEST]),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_file_from_before_the_feature_settings_loads_as_it_was_fitted(graphs, targets, features,
+                                                                        tmp_path: Path) -> None:
+    from predictors.base import Archive, read_archive, write_archive
+
+    p = fast(**_LEGACY).fit(graphs[TRAIN], targets[TRAIN], features=features[TRAIN])
+    p.save(tmp_path / "new.zip")
+    a = read_archive(tmp_path / "new.zip")
+    old = {k: v for k, v in a.config.items() if k not in _LEGACY}  # as written before the settings existed
+    write_archive(tmp_path / "old.zip", Archive(a.predictor, old, a.scalars, a.arrays))
+    q = GennapePredictor.load(tmp_path / "old.zip")
+    assert q.config == p.config
+    assert (q.config.feature_scaling, q.config.feature_scale) != (GennapeConfig().feature_scaling,
+                                                                  GennapeConfig().feature_scale)
+    for a_, b in zip(p.predict(graphs[TEST], features=features[TEST]),
+                     q.predict(graphs[TEST], features=features[TEST]), strict=True):
+        np.testing.assert_array_equal(a_, b)
+
+
+@pytest.mark.parametrize("bad", [{"feature_scaling": "quantile"}, {"feature_scale": 0.0},
+                                 {"feature_scale": float("nan")}])
+def test_feature_settings_are_validated(bad: dict[str, object]) -> None:
+    with pytest.raises(PredictorError):
+        GennapeConfig(**bad)  # type: ignore[arg-type]
