@@ -14,8 +14,8 @@ Strategies (``--strategies``, comma-separated), each run ``--seeds`` times (seed
 * ``predictor`` -- :class:`~nas.integrations.samplers.PredictorSampler` with its defaults (a Gaussian
   process with a Hamming kernel on the one-hot choices, refitted after every trial from 10 trials on;
   128 candidates: a quarter single-edit mutations of the 10 best, half crossovers of two of them, a
-  quarter uniform draws; Thompson sampling: the argmax of one joint posterior draw), through
-  ``suggest_architecture``;
+  quarter uniform draws; Thompson sampling: the argmax of one joint posterior draw; every third
+  trial multivariate TPE's proposal instead), through ``suggest_architecture``;
 * ``random`` -- Optuna's ``RandomSampler`` through ``suggest_architecture``.
 
 **The oracle** is the table's ``cifar10valid_valid_acc`` (``--metric``); a search reads only the

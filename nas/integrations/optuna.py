@@ -39,7 +39,6 @@ from nas.integrations.samplers import (
     SAMPLER_NAMES,
     PredictorSampler,
     create_sampler,
-    gaussian_copula,
     sampler_encoding,
 )
 from nas.integrations.spaces import (
@@ -53,7 +52,7 @@ from nas.integrations.spaces import (
     params_to_genotype,
     suggest_architecture,
 )
-from nas.integrations.surrogates import SURROGATES, ChoiceForest, ChoiceGP, ChoiceSurrogate
+from nas.integrations.surrogates import SURROGATES, ChoiceForest, ChoiceGP, ChoiceSurrogate, gaussian_copula
 
 __all__ = [
     "CODECS",

@@ -42,14 +42,20 @@ the forest's 0.55. On NAS-Bench-201 it is also the better guide of the sampler (
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from nas.errors import PredictorError
 from nas.registry import Registry
+
+if TYPE_CHECKING:
+    from nas.integrations.spaces import ArchitectureMapping
+    from search_spaces.base import Genotype
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -121,6 +127,28 @@ class ChoiceForest:
         return np.asarray(tree.predict(x), dtype=np.float64)
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _one_blas_thread(method: _F) -> _F:
+    """Run ``method`` with one BLAS thread (threadpoolctl, which scikit-learn installs).
+
+    The GP's matrices are small (a few hundred rows); a multi-threaded BLAS gains nothing on them and
+    its threads spin-wait when the cores are busy: on this project's 2-core machines, with two other
+    processes running, one eigendecomposition of a 128 x 128 posterior covariance took 0.29 s with
+    OpenBLAS's default threads and 2 ms with one.
+    """
+
+    @functools.wraps(method)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return method(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
 @SURROGATES.register("gp")
 @dataclass
 class ChoiceGP:
@@ -153,6 +181,7 @@ class ChoiceGP:
         sq_a, sq_b = (a * a).sum(axis=1), (b * b).sum(axis=1)
         return np.maximum(0.5 * (sq_a[:, None] + sq_b[None, :] - 2.0 * a @ b.T), 0.0)
 
+    @_one_blas_thread
     def fit(self, x: FloatArray, y: FloatArray) -> ChoiceGP:
         from scipy.linalg import cho_solve, cholesky, solve_triangular
 
@@ -196,14 +225,78 @@ class ChoiceGP:
         v = solve_triangular(self._chol, cross, lower=True)
         return mean, v, np.exp(-self._hamming(x, x) / self.lengthscale) if what == "sample" else np.ones(len(x))
 
+    @_one_blas_thread
     def predict(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
         mean, v, prior = self._posterior(x, "predict")
         var = self.signal * np.maximum(prior - (v * v).sum(axis=0), 0.0)
         return np.asarray(mean, np.float64), np.sqrt(var)
 
+    @_one_blas_thread
     def sample(self, x: FloatArray, rng: np.random.Generator) -> FloatArray:
         """One joint posterior draw for rows ``x`` ``(m, d)``, from ``rng``."""
         mean, v, prior = self._posterior(x, "sample")
         cov = self.signal * (prior - v.T @ v)
         w, q = np.linalg.eigh(0.5 * (cov + cov.T))
         return np.asarray(mean + q @ (np.sqrt(np.maximum(w, 0.0)) * rng.standard_normal(len(mean))), np.float64)
+
+
+# --------------------------------------------------------------------------- proposing candidates
+# Shared by PredictorSampler (Optuna) and the ``bo`` search strategy (nas.search.bayesian).
+
+
+def gaussian_copula(y: npt.ArrayLike) -> FloatArray:
+    """``Phi^-1((rank(y) - 0.5) / n)``: the values' ranks mapped to standard-normal quantiles (ties averaged).
+
+    NB201-like objectives have a long tail of collapsed networks (10% accuracy next to 90%); fitted on
+    raw values, the model spends itself on the tail and its spread is largest near it. The copula keeps
+    only the order, which is all the acquisition's argmax needs, and makes the targets Gaussian --
+    the output warping of Salinas, Shen & Perrone ("A Quantile-based Approach for Hyperparameter
+    Transfer Learning", ICML 2020) and of HEBO (Cowen-Rivers et al., JAIR 2022).
+    """
+    from scipy.stats import norm, rankdata
+
+    y = np.asarray(y, dtype=np.float64)
+    return np.asarray(norm.ppf((rankdata(y) - 0.5) / len(y)), dtype=np.float64)
+
+
+def crossover(mapping: ArchitectureMapping, rng: np.random.Generator, parents: Sequence[Genotype]) -> Genotype | None:
+    """A uniform crossover of two distinct ``parents``' choices, mutated once more with probability 1/2.
+
+    ``None`` when the child names no architecture of the space (an NB101 cell whose merged adjacency
+    is invalid).
+    """
+    from nas.integrations.spaces import InvalidArchitectureError
+
+    a, b = rng.choice(len(parents), size=2, replace=False)
+    pa, pb = mapping.params(parents[int(a)]), mapping.params(parents[int(b)])
+    take_a = rng.random(len(pa)) < 0.5
+    child = {k: (pa[k] if t else pb[k]) for k, t in zip(pa, take_a, strict=True)}
+    try:
+        g = mapping.genotype(child)
+    except InvalidArchitectureError:
+        return None
+    return mapping.space.mutate(g, rng) if rng.random() < 0.5 else g
+
+
+def propose(mapping: ArchitectureMapping, rng: np.random.Generator, parents: Sequence[Genotype], seen: set[str],
+            n_candidates: int, mutation_fraction: float, crossover_fraction: float) -> list[Genotype]:
+    """Up to ``n_candidates`` distinct genotypes whose text (``space.format``) is not in ``seen``.
+
+    The first ``mutation_fraction`` of the draws are single-edit mutations of the ``parents`` in turn,
+    the next ``crossover_fraction`` :func:`crossover`\\ s of two of them (with two parents or more),
+    the rest uniform draws from the space (see :mod:`nas.integrations.samplers` for why this mix).
+    """
+    space = mapping.space
+    n_mut = round(n_candidates * mutation_fraction) if parents else 0
+    n_cross = round(n_candidates * crossover_fraction) if len(parents) > 1 else 0
+    out: dict[str, Genotype] = {}
+    for i in range(n_candidates):
+        if i < n_mut:
+            g: Genotype | None = space.mutate(parents[i % len(parents)], rng)
+        elif i < n_mut + n_cross:
+            g = crossover(mapping, rng, parents)
+        else:
+            g = space.sample(rng)
+        if g is not None and (key := space.format(g)) not in seen:
+            out.setdefault(key, g)
+    return list(out.values())

@@ -125,8 +125,7 @@ def _conv_count_cells(n: int, seed: int) -> tuple[ArchitectureMapping, list[tupl
 def test_choice_forest_and_copula_against_oracles() -> None:
     from scipy.stats import norm
 
-    from nas.integrations.samplers import gaussian_copula
-    from nas.integrations.surrogates import ChoiceForest
+    from nas.integrations.surrogates import ChoiceForest, gaussian_copula
 
     z = gaussian_copula(np.array([3.0, 1.0, 2.0, 2.0]))  # ranks 4, 1, 2.5, 2.5 of 4
     assert z == pytest.approx(norm.ppf(np.array([3.5, 0.5, 2.0, 2.0]) / 4))
@@ -242,3 +241,30 @@ def test_default_sampler_uses_the_gp() -> None:
     resumed = optuna.load_study(storage=storage, study_name="part", sampler=PredictorSampler("nb201", seed=0))
     resumed.optimize(objective, n_trials=10)
     assert _params(resumed) == _params(study)
+
+
+def test_every_third_trial_after_start_up_takes_tpe_s_proposal(monkeypatch: pytest.MonkeyPatch) -> None:
+    objective = make_objective("nb201", _Conv3Count())
+    calls: list[tuple[int, dict[str, object] | None]] = []
+    real = PredictorSampler._inner_proposal
+
+    def spy(self, study, trial, search_space, seen):  # type: ignore[no-untyped-def]
+        out = real(self, study, trial, search_space, seen)
+        calls.append((trial.number, out))
+        return out
+
+    monkeypatch.setattr(PredictorSampler, "_inner_proposal", spy)
+    study = optuna.create_study(direction="maximize", sampler=PredictorSampler("nb201", seed=0, n_startup_trials=5))
+    study.optimize(objective, n_trials=20)
+    assert [n for n, _ in calls] == [n for n in range(5, 20) if n % 3 == 2]
+    taken = [(n, p) for n, p in calls if p is not None]
+    assert taken  # TPE proposed new architectures, and those trials ran exactly them
+    for n, params in taken:
+        assert study.trials[n].params == params
+    calls.clear()
+    off = optuna.create_study(direction="maximize",
+                              sampler=PredictorSampler("nb201", seed=0, n_startup_trials=5, interleave=0))
+    off.optimize(objective, n_trials=12)
+    assert calls == []
+    with pytest.raises(NasError, match="interleave"):
+        PredictorSampler("nb201", interleave=1)
