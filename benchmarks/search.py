@@ -2,12 +2,14 @@
 
     python -m benchmarks.search --data-dir ../shared/data --seeds 10 --out search.json
 
-Experiments (``--experiments``, comma-separated), each with random search beside it in the same run,
+Experiments (``--experiments``, comma-separated), each with random search beside it in the same run
+and, except ``nsga2``, each of ``--strategies`` (default ``evolution,bo``: regularized evolution and
+Bayesian optimization with a Gaussian process, :mod:`nas.search.bayesian`),
 over ``--seeds`` seeds, reporting mean +- std of the **CIFAR-10 test accuracy** (``cifar10_test_acc``)
 of the architecture each search picks, read from the table after the search:
 
 * ``tabular`` -- the search maximizes the table's ``cifar10valid_valid_acc`` (the oracle reads only
-  what it evaluates); regularized evolution against random search at each of ``--budgets``.
+  what it evaluates); the strategies against random search at each of ``--budgets``.
 * ``zc`` -- the search maximizes the zero-cost ensemble (:class:`~nas.search.objectives.ProxyObjective`,
   ``"ensemble"``) on a batch of ``--batch`` real CIFAR-10 images; no accuracy is read during the
   search. The global optimum of the table is reported beside it.
@@ -163,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--max-latency-ms", type=float, default=None, help="pixel3 bound (default: the table's median)")
     p.add_argument("--workdir", type=Path, default=None, help="where the run folders go (default: next to --out)")
     p.add_argument("--workers", type=int, default=2, help="processes, one torch thread each (default 2)")
+    p.add_argument("--strategies", default="evolution,bo",
+                   help="single-objective strategies beside random search, comma-separated (default evolution,bo)")
     args = p.parse_args(argv)
 
     from benchmarks.tabular import nb201_ground_truth, nb201_latency
@@ -174,6 +178,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if not experiments or set(experiments) - set(_EXPERIMENTS):
         bad = sorted(set(experiments) - set(_EXPERIMENTS))
         p.error(f"unknown --experiments {bad}; valid: {', '.join(_EXPERIMENTS)}")
+    from nas.search.base import STRATEGIES
+
+    singles = [x.strip() for x in args.strategies.split(",") if x.strip()]
+    if not singles or set(singles) - (set(STRATEGIES.names()) - {"nsga2", "random"}):
+        p.error(f"--strategies takes single-objective strategies other than random; got {singles}, valid: "
+                f"{', '.join(n for n in STRATEGIES.names() if n not in ('nsga2', 'random'))}")
     data_dir = str(args.data_dir) if args.data_dir else None
     gt = nb201_ground_truth(args.data_dir)
     test_acc = np.asarray(gt["cifar10_test_acc"], dtype=float)
@@ -205,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for seed in range(args.seeds):
         for exp in experiments:
             kind = "tabular" if exp in _TABULAR else "zc"
-            for strat in (("nsga2", "random") if exp == "nsga2" else ("evolution", "random")):
+            for strat in (("nsga2", "random") if exp == "nsga2" else (*singles, "random")):
                 config = dict(
                     space="nb201", strategy=strat, budget=budgets[-1], seed=seed,
                     objective="tabular" if kind == "tabular" else "ensemble",
@@ -246,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             pick = feasible[int(np.argmax(valid_acc[feasible]))]
             entry["validation_optimal_feasible_test_acc"] = float(test_acc[pick])
             entry["floor_gap"] = entry["constrained_optimum_test_acc"] - float(test_acc[pick])
-        for strat in (("nsga2", "random") if exp == "nsga2" else ("evolution", "random")):
+        for strat in (("nsga2", "random") if exp == "nsga2" else (*singles, "random")):
             per_budget: dict[int, list[float]] = {b: [] for b in budgets}
             hv: list[float] = []
             for seed in range(args.seeds):

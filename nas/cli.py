@@ -325,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     se = sub.add_parser("search", help="search a space for the best architecture under constraints (resumable)")
     se.add_argument("--space", default="nb201", help="a registered space, NAME or NAME:ARGS (default nb201)")
     se.add_argument("--strategy", default="evolution",
-                    help="random, evolution (default), local, nsga2; differentiable: darts, darts2, gdas, proxyless")
+                    help="random, evolution (default), local, bo, nsga2; "
+                         "differentiable: darts, darts2, gdas, proxyless")
     se.add_argument("--objective", default="ensemble",
                     help="ensemble (default), a proxy name, tabular[:COLUMN] (NB201 benchmarking only), "
                          "or predictor:FILE.nasp (a saved predictor)")

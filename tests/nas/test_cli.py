@@ -188,7 +188,7 @@ def test_search_runs_resumes_and_reports(tmp_path: Path, capsys: pytest.CaptureF
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (("search", "--strategy", "anneal"), "valid: evolution, local, nsga2, random"),
+        (("search", "--strategy", "anneal"), "valid: bo, evolution, local, nsga2, random"),
         (("search", "--budget", "0"), "at least 1"),
         (("search", "--objective", "accuracy"), "valid: ensemble"),
         (("search", "--space", "nb999"), "valid names"),

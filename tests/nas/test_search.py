@@ -32,7 +32,7 @@ def drive(strategy, n: int, objective=conv_count) -> list:
     return seen
 
 
-@pytest.mark.parametrize("name", ["random", "evolution", "local"])
+@pytest.mark.parametrize("name", ["random", "evolution", "local", "bo"])
 def test_single_objective_strategies_are_seeded_and_resumable(name) -> None:
     space = NB201Space()
     a = STRATEGIES.resolve(name, space=space, seed=4)
@@ -46,7 +46,7 @@ def test_single_objective_strategies_are_seeded_and_resumable(name) -> None:
     assert drive(c, 25) == rest
 
 
-@pytest.mark.parametrize("name", ["evolution", "local"])
+@pytest.mark.parametrize("name", ["evolution", "local", "bo"])
 def test_guided_strategies_beat_random_on_a_simple_objective(name) -> None:
     space = NB201Space()
     best = {k: [] for k in ("random", name)}
@@ -56,6 +56,26 @@ def test_guided_strategies_beat_random_on_a_simple_objective(name) -> None:
             best[k].append(max(conv_count(g) for g in seen))
     assert np.mean(best[name]) > np.mean(best["random"])
     assert max(best[name]) == 12.0  # all six edges 3x3: the optimum
+
+
+def test_bo_never_proposes_a_rejected_or_evaluated_genotype_again_and_learns_only_values() -> None:
+    space = NB201Space()
+    bo = STRATEGIES.resolve("bo", space=space, seed=1, n_startup_trials=5, n_candidates=32)
+    asked: list[str] = []
+    for i in range(40):
+        g = bo.ask()
+        asked.append(space.format(g))
+        bo.tell(g, None if i % 3 == 0 else conv_count(g))  # every third one "over the bound"
+    assert len(set(asked)) == len(asked)
+    assert bo.told == sum(1 for i in range(40) if i % 3)
+    # the model fitted inside is fitted on the told values only: rejected trials are pruned ones
+    states = [t.state.name for t in bo._study.trials]
+    assert states.count("PRUNED") == 14 and states.count("COMPLETE") == 26
+    with pytest.raises(SearchError, match="unknown surrogate"):
+        STRATEGIES.resolve("bo", space=space, surrogate="nope")
+    with pytest.raises(SearchError, match="one objective"):
+        g = bo.ask()
+        bo.tell(g, (1.0, 2.0))
 
 
 def test_evolution_ages_out_the_oldest_and_tells_must_match() -> None:
@@ -161,11 +181,13 @@ def test_search_writes_its_folder(tmp_path: Path) -> None:
         run_search(_config(), tmp_path / "run", progress=False)
 
 
-@pytest.mark.parametrize("strategy", ["evolution", "nsga2"])
+@pytest.mark.parametrize("strategy", ["evolution", "nsga2", "bo"])
 def test_resume_after_a_crash_repeats_and_loses_nothing(tmp_path: Path, strategy: str) -> None:
     kw = dict(strategy=strategy, budget=14, max_params=0.03)
     if strategy == "nsga2":
         kw.update(latency="flops", strategy_kwargs={"population_size": 4})
+    if strategy == "bo":
+        kw.update(strategy_kwargs={"n_startup_trials": 4, "n_candidates": 16})
     whole = run_search(_config(**kw), tmp_path / "whole", progress=False)
     run_search(_config(**kw), tmp_path / "cut", progress=False, stop_after=7)
     # a crash between writing a line and saving the state: drop the last state update
