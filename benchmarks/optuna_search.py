@@ -28,7 +28,10 @@ run stops at ``max(--budgets)`` evaluations or at ``--max-trials-factor`` times 
 **Reported** at each budget ``b`` of ``--budgets``: the pick is the best of the first ``b``
 evaluations by the oracle's value; its **regret** is the table's best ``cifar10valid_valid_acc``
 (over all 15,625 cells) minus the pick's, in points, and its ``cifar10_test_acc`` is read from the
-table after the search. Mean +- std over the seeds; the JSON holds every run's values, and the PNG
+table after the search. ``regret_at_trials`` counts Optuna trials instead: the best of what the first
+``b`` trials evaluated, a repeat costing a trial (the unit of ``study.optimize(n_trials=b)``;
+``predictor`` never repeats an architecture, so it reads the same in both). Mean +- std over the
+seeds; the JSON holds every run's values, and the PNG
 (``--out`` with ``.png``) the mean regret against the number of evaluations.
 
 Each run is written to ``--workdir`` as ``STRATEGY-SEED.json`` (the evaluated cells in order, the
@@ -58,6 +61,7 @@ class Oracle:
     def __init__(self, values: np.ndarray, space: Any) -> None:
         self.values, self.space = values, space
         self.order: list[int] = []
+        self.first_trial: list[int] = []  # the trial (1-based) that first evaluated order[k]
         self._seen: set[int] = set()
         self.trials = 0
 
@@ -67,6 +71,7 @@ class Oracle:
         if i not in self._seen:
             self._seen.add(i)
             self.order.append(i)
+            self.first_trial.append(self.trials)
         return float(self.values[i])
 
     @property
@@ -104,7 +109,8 @@ def run_one(strategy: str, seed: int, values: np.ndarray, budget: int, max_trial
         while oracle.evaluations < budget and oracle.trials < max_trials:
             trial = study.ask()
             study.tell(trial, oracle(suggest_architecture(trial, mapping)))
-    return {"strategy": strategy, "seed": seed, "order": oracle.order, "trials": oracle.trials,
+    return {"strategy": strategy, "seed": seed, "order": oracle.order, "first_trial": oracle.first_trial,
+            "trials": oracle.trials,
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
@@ -116,6 +122,12 @@ def _job(job: tuple[str, int, str, str, str, int, int]) -> dict[str, Any]:
     res = run_one(strategy, seed, values, budget, max_trials)
     Path(path).write_text(json.dumps(res))
     return res
+
+
+def _regret_at_trials(run: dict[str, Any], values: np.ndarray, trials: int) -> float:
+    """The regret of the best architecture evaluated within the first ``trials`` trials (repeats count)."""
+    done = [i for i, t in zip(run["order"], run["first_trial"], strict=True) if t <= trials]
+    return float(values.max() - values[done].max())
 
 
 def _mean_std(xs: Sequence[float]) -> dict[str, Any]:
@@ -188,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             path = work / f"{strat}-{seed}.json"
             if path.is_file():
                 r = json.loads(path.read_text())
-                if len(r["order"]) >= budget or r["trials"] >= max_trials:
+                if "first_trial" in r and (len(r["order"]) >= budget or r["trials"] >= max_trials):
                     runs[(strat, seed)] = r
                     continue
             jobs.append((strat, seed, str(path), data_dir, args.metric, budget, max_trials))
@@ -237,8 +249,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             entry[f"regret_at_{b}"] = _mean_std(regrets)
             entry[f"test_acc_at_{b}"] = _mean_std(accs)
             entry[f"evaluations_at_{b}"] = _mean_std(trials_b)
-            rows.append({"strategy": strat, "evaluations": b,
+            by_trials = [_regret_at_trials(runs[(strat, seed)], values, b) for seed in seeds]
+            entry[f"regret_at_{b}_trials"] = _mean_std(by_trials)
+            rows.append({"strategy": strat, "budget": b,
                          "regret": f"{np.mean(regrets):.3f} +- {np.std(regrets):.3f}",
+                         "regret_at_trials": f"{np.mean(by_trials):.3f} +- {np.std(by_trials):.3f}",
                          "test_acc": f"{np.mean(accs):.2f} +- {np.std(accs):.2f}",
                          "trials": f"{np.mean(trials):.0f}" if b == budget else "",
                          "s/run": f"{np.mean(secs):.1f}" if b == budget else ""})
