@@ -384,11 +384,25 @@ def _target_only(r: Runner, tgt: str, lab: Any, few: np.ndarray, rest: np.ndarra
             **_rank(pred, lab.y[rest])}
 
 
-def run_zeroshot(r: Runner, seeds: Sequence[int], methods: Sequence[str]) -> None:
+#: zeroshot directions (``--zs-directions``)
+ZS_DIRECTIONS = ("nb101_to_nb201", "nb201_to_nb101", "nb201_to_nb301")
+
+
+def zs_directions(spec: str) -> tuple[str, ...]:
+    """The directions named in ``spec`` (comma-separated), in :data:`ZS_DIRECTIONS` order; unknown ones raise."""
+    asked = [d.strip() for d in spec.split(",") if d.strip()]
+    unknown = sorted(set(asked) - set(ZS_DIRECTIONS))
+    if not asked or unknown:
+        raise ValueError(f"unknown zero-shot directions {unknown or asked}; valid: {', '.join(ZS_DIRECTIONS)}")
+    return tuple(d for d in ZS_DIRECTIONS if d in asked)
+
+
+def run_zeroshot(r: Runner, seeds: Sequence[int], methods: Sequence[str],
+                 directions: Sequence[str] = ZS_DIRECTIONS) -> None:
     nb201 = r.labelled("nb201", "cifar10_test_acc")
     nb201_valid = r.labelled("nb201", "cifar10valid_valid_acc")
-    targets = {sp: r.labelled(sp, "val_accuracy") for sp in ("nb101", "nb301")}
-    if r.args.nb301_n:  # the first rows of the sample only (NB301 graphs take seconds each to build)
+    targets = {sp: r.labelled(sp, "val_accuracy") for sp in ("nb101", "nb301") if f"nb201_to_{sp}" in directions}
+    if r.args.nb301_n and "nb301" in targets:  # the first rows only (NB301 graphs take seconds each to build)
         lab301 = targets["nb301"]
         targets["nb301"] = type(lab301)(lab301.space, lab301.target, lab301.archs[:r.args.nb301_n],
                                         lab301.y[:r.args.nb301_n])
@@ -396,9 +410,9 @@ def run_zeroshot(r: Runner, seeds: Sequence[int], methods: Sequence[str]) -> Non
         rows = np.arange(len(nb201))
         if r.args.nb201_test_n:  # a random subset of NB201 as the test set
             rows = np.sort(np.random.default_rng([r.args.seed + s, 201]).permutation(len(nb201))[:r.args.nb201_test_n])
-        for m in methods:  # NB101 -> NB201 (the field's standard direction)
+        for m in methods if "nb101_to_nb201" in directions else ():  # the field's standard direction
             key = f"nb101_to_nb201{f'_t{len(rows)}' if len(rows) < len(nb201) else ''}-{m}"
-            r.cached("zeroshot", key, s, _nb101_to_201, r, targets["nb101"], nb201, rows, m, s)
+            r.cached("zeroshot", key, s, _nb101_to_201, r, r.labelled("nb101", "val_accuracy"), nb201, rows, m, s)
         src_rows = np.random.default_rng(r.args.seed + s).permutation(len(nb201))[:r.args.zs_n]
         for tgt, lab in targets.items():  # NB201 -> NB101, NB301: zero-shot, and with 50 target architectures
             name = f"nb201_{len(src_rows)}_to_{tgt}{f'_first{len(lab)}' if tgt == 'nb301' and r.args.nb301_n else ''}"
@@ -645,6 +659,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="latency predictors; NAME+geno adds the literal genotype's one-hot as features")
     p.add_argument("--zs-methods", default="gennape,gennape+adapt,graph_gbdt,text_ridge",
                    help="methods of the zero-shot runs; NAME+adapt standardizes inputs on the target space")
+    p.add_argument("--zs-directions", default=",".join(ZS_DIRECTIONS),
+                   help=f"zeroshot directions, comma-separated (default all: {', '.join(ZS_DIRECTIONS)})")
     p.add_argument("--zs-n", type=int, default=1000, help="NB201 training architectures for NB201 -> other spaces")
     p.add_argument("--nb201-test-n", type=int, default=0,
                    help="NB101 -> NB201: test on N random NB201 architectures (0: all 15,625)")
@@ -673,6 +689,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown experiments {unknown}; valid: {', '.join(EXPERIMENTS)}")
     ns = [int(x) for x in args.ns.split(",")]
+    try:
+        directions = zs_directions(args.zs_directions)
+    except ValueError as e:
+        p.error(str(e))
     seeds = list(range(args.seeds))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     r = Runner(args)
@@ -683,7 +703,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif e == "curves_zc":
             run_curves_zc(r, [int(x) for x in args.zc_ns.split(",")], seeds)
         elif e == "zeroshot":
-            run_zeroshot(r, seeds, [m.strip() for m in args.zs_methods.split(",") if m.strip()])
+            run_zeroshot(r, seeds, [m.strip() for m in args.zs_methods.split(",") if m.strip()], directions)
         elif e == "ablations":
             run_ablations(r, seeds, args.ablation_n)
         else:

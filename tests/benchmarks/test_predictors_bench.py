@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.predictors import Runner, _best_proxy_line, _fit_latency, _plot, _transfer
+from benchmarks.predictors import Runner, _best_proxy_line, _fit_latency, _plot, _transfer, zs_directions
 
 
 def test_unknown_method_suffixes_are_refused() -> None:
@@ -34,3 +34,11 @@ def test_curves_plot_draws_the_cached_best_proxy(tmp_path: Path) -> None:
                           for n in (50, 100)]}
     _plot(summary, tmp_path / "curves.png", (name, rho))
     assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_zero_shot_directions_are_parsed_in_a_fixed_order_and_checked() -> None:
+    assert zs_directions("nb201_to_nb101, nb101_to_nb201") == ("nb101_to_nb201", "nb201_to_nb101")
+    with pytest.raises(ValueError, match="valid: nb101_to_nb201"):
+        zs_directions("nb101_to_nb301")
+    with pytest.raises(ValueError, match="unknown zero-shot directions"):
+        zs_directions(" , ")
