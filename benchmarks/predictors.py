@@ -691,8 +691,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = [int(x) for x in args.ns.split(",")]
     try:
         directions = zs_directions(args.zs_directions)
-    except ValueError as e:
-        p.error(str(e))
+    except ValueError as err:
+        p.error(str(err))
     seeds = list(range(args.seeds))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     r = Runner(args)
