@@ -357,12 +357,6 @@ class PredictorSampler(BaseSampler):
         return propose(self.mapping, rng, parents, seen, self.n_candidates, self.mutation_fraction,
                        self.crossover_fraction)
 
-    def _crossover(self, rng: np.random.Generator, parents: list[Genotype]) -> Genotype | None:
-        """A uniform crossover of two distinct parents (:func:`~nas.integrations.surrogates.crossover`)."""
-        from nas.integrations.surrogates import crossover
-
-        return crossover(self.mapping, rng, parents)
-
     def _predict(self, model: Model, genotypes: list[Genotype]) -> tuple[np.ndarray, np.ndarray]:
         if self.on_choices:
             return model.predict(self.mapping.onehot(genotypes))  # type: ignore[arg-type]

@@ -148,7 +148,7 @@ def test_choice_forest_and_copula_against_oracles() -> None:
 
 
 def test_thompson_draws_are_single_trees_and_crossover_recombines_parents() -> None:
-    from nas.integrations.surrogates import ChoiceForest
+    from nas.integrations.surrogates import ChoiceForest, crossover
 
     mapping, _, x, y = _conv_count_cells(60, 1)
     rng = np.random.default_rng(1)
@@ -165,7 +165,7 @@ def test_thompson_draws_are_single_trees_and_crossover_recombines_parents() -> N
     sampler = PredictorSampler(mapping, seed=0)
     a = ("nor_conv_3x3",) * 6
     b = ("skip_connect",) * 6
-    children = [sampler._crossover(np.random.default_rng(s), [a, b]) for s in range(200)]
+    children = [crossover(mapping, np.random.default_rng(s), [a, b]) for s in range(200)]
     assert all(c is not None for c in children)
     # each edge comes from a parent, except at most one edge changed by the optional mutation
     foreign = [sum(op not in ("nor_conv_3x3", "skip_connect") for op in c) for c in children if c is not None]
