@@ -63,6 +63,12 @@ class CostModel(Protocol):
         ...
 
 
+def reads_graph(model: CostModel) -> bool:
+    """Whether ``model.cost`` reads the graph: false for a model whose class sets ``reads_graph = False``
+    (a table looked up by genotype), so a caller that has only a genotype need not build its graph."""
+    return bool(getattr(model, "reads_graph", True))
+
+
 COST_MODELS: Registry[CostModel] = Registry("cost model")
 
 
@@ -188,6 +194,7 @@ class TableLatency:
 
     name = "table"
     unit = "ms"
+    reads_graph = False  # looked up by genotype
 
     def __init__(self, device: str, data_dir: str | Path | None = None) -> None:
         from benchmarks.tabular import nb201_devices, nb201_latency

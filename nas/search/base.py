@@ -13,6 +13,12 @@ JSON-able values -- genotypes in their text form (``space.format``) -- so a sear
 anywhere: the same seed and the same answers give the same proposals, in a fresh process.
 
 Asks and tells alternate (one candidate in flight), which is how the search loop drives them.
+
+A strategy may also offer ``set_feasible(predicate)``: when the search has constraints, the loop
+calls it (before the first ask, and again on resume) with ``genotype -> bool``, true when the
+genotype meets every constraint, so that a model-based strategy can pick the best candidate that
+will not be rejected (the constraints are known and cheap to check: a table, a count, a cached
+measurement). The loop still checks every candidate; the others learn of rejections only by ``None``.
 """
 
 from __future__ import annotations

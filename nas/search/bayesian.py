@@ -8,16 +8,18 @@ constraints, the fingerprint cache and resumption. One algorithm, one implementa
 keeps an in-memory Optuna study and asks the sampler through it.
 
 A candidate told ``None`` (rejected by a constraint, or a failed evaluation) is recorded as a pruned
-trial: the sampler never proposes it again and does not learn from it. The sampler's draws depend only
-on the seed, the trial numbers and the study's trials, so the state is the list of answers: loading it
-replays them into a fresh study (``study.add_trial``) and the search goes on as the uninterrupted one
-would. Single-objective.
+trial: the sampler never proposes it again and does not learn from it. The search loop also hands the
+strategy its constraints as a predicate (:meth:`BayesianSearch.set_feasible`), so the model's proposal is
+the best candidate that meets them rather than one the loop will reject (the sampler's ``feasible``).
+The sampler's draws depend only on the seed, the trial numbers and the study's trials, so the state
+is the list of answers: loading it replays them into a fresh study (``study.add_trial``) and the
+search goes on as the uninterrupted one would. Single-objective.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from nas.errors import SearchError
@@ -47,6 +49,14 @@ class BayesianSearch(StrategyBase):
         self.answers: list[tuple[str, float | None]] = []  # (genotype text, value or None), in the order told
         self._study: Any = None
         self._trial: Any = None
+        self._feasible: Callable[[Genotype], bool] | None = None
+
+    def set_feasible(self, feasible: Callable[[Genotype], bool] | None) -> None:
+        """Known constraints (``genotype -> bool``), set by the search loop before the first ask (and again
+        on resume: a predicate is not state). See the sampler's ``feasible``."""
+        self._feasible = feasible
+        if self._study is not None:
+            self._study.sampler.feasible = feasible
 
     def ask(self) -> Genotype:
         from nas.integrations.spaces import suggest_architecture
@@ -90,7 +100,8 @@ class BayesianSearch(StrategyBase):
 
         from nas.integrations.samplers import PredictorSampler
 
-        sampler = PredictorSampler(self.mapping, self.surrogate, seed=self.seed, **self.sampler_kwargs)
+        sampler = PredictorSampler(self.mapping, self.surrogate, seed=self.seed, feasible=self._feasible,
+                                   **self.sampler_kwargs)
         with _quiet():
             study = optuna.create_study(direction="maximize", sampler=sampler)
             dists = self.mapping.distributions()

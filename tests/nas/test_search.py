@@ -157,6 +157,31 @@ def test_table_latency(data_dir) -> None:
         cost_model_from_spec("table:pixel99", data_dir)
 
 
+def test_feasibility_predicate_against_the_constraints(data_dir, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop's predicate answers as checking every constraint on the graph does, builds a graph only
+    for a model that reads it (not for the table), stops at the first failed constraint, and caches."""
+    from nas.search.loop import _feasibility
+
+    space = NB201Space()
+    table, params = cost_model_from_spec("table:pixel3", data_dir), cost_model_from_spec("params")
+    constraints = [Constraint(table, 10.6756), Constraint(params, 0.8)]
+    rng = np.random.default_rng(0)
+    genotypes = [space.sample(rng) for _ in range(60)]
+    expected = [all(c.check(space.to_graph(g), g)[0] for c in constraints) for g in genotypes]
+    assert 0 < sum(expected) < len(expected)
+    builds: list[object] = []
+    real = NB201Space.to_graph
+    monkeypatch.setattr(NB201Space, "to_graph", lambda self, g: builds.append(g) or real(self, g))
+    only_table = _feasibility(space, constraints[:1])
+    assert [only_table(g) for g in genotypes] == [table.cost(None, g) <= 10.6756 for g in genotypes]
+    assert builds == []
+    both = _feasibility(space, constraints)
+    assert [both(g) for g in genotypes] == expected
+    assert len(builds) == sum(table.cost(None, g) <= 10.6756 for g in set(genotypes))
+    n = len(builds)
+    assert [both(g) for g in genotypes] == expected and len(builds) == n  # answered from the cache
+
+
 def _config(**kw) -> SearchConfig:
     base = dict(space=SMALL, strategy="evolution", objective="params", budget=12, seed=3, data="synthetic", batch=8)
     base.update(kw)
@@ -202,6 +227,26 @@ def test_resume_after_a_crash_repeats_and_loses_nothing(tmp_path: Path, strategy
     assert strip == strip_b
     assert resumed.best == whole.best and resumed.evaluated == whole.evaluated
     assert any(json.loads(x)["status"] == "rejected" for x in a)  # the constraint was exercised
+
+
+def test_the_loop_hands_its_constraints_to_bo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the predicate, the model's proposals meet the bound (only start-up draws are rejected);
+    without it (set_feasible disabled), the model keeps proposing what the loop rejects."""
+    from nas.search.bayesian import BayesianSearch
+
+    kw = dict(strategy="bo", objective="params", budget=16, max_params=0.03,
+              strategy_kwargs={"n_startup_trials": 4, "n_candidates": 16, "interleave": 0})
+
+    def rejected_after_start_up(folder: Path) -> int:
+        lines = [json.loads(x) for x in (folder / "candidates.jsonl").read_text().splitlines()]
+        start = [i for i, r in enumerate(lines) if r["status"] == "evaluated"][3]  # the 4th evaluation
+        return sum(r["status"] == "rejected" for r in lines[start + 1:])
+
+    run_search(_config(**kw), tmp_path / "with", progress=False)
+    assert rejected_after_start_up(tmp_path / "with") == 0
+    monkeypatch.setattr(BayesianSearch, "set_feasible", lambda self, feasible: None)
+    run_search(_config(**kw), tmp_path / "without", progress=False)
+    assert rejected_after_start_up(tmp_path / "without") > 0
 
 
 def test_resume_replays_lines_written_after_the_last_state(tmp_path: Path) -> None:

@@ -268,3 +268,35 @@ def test_every_third_trial_after_start_up_takes_tpe_s_proposal(monkeypatch: pyte
     assert calls == []
     with pytest.raises(NasError, match="interleave"):
         PredictorSampler("nb201", interleave=1)
+
+
+def test_known_constraints_pick_the_best_accepted_candidate() -> None:
+    """``feasible``: by hand, the choice is the best acquisition among the accepted candidates; in a study,
+    every proposal of the model meets the constraint, and an always-true predicate changes nothing."""
+    sampler = PredictorSampler("nb201", seed=0, feasible=lambda g: g[0] != "nor_conv_3x3")
+    cands = [tuple([op] * 6) for op in ("nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3", "skip_connect")]
+    acq = np.array([9.0, 2.0, 5.0, 5.0])  # the best (index 0) is refused; 2 and 3 tie
+    picks = {sampler._choose(cands, acq, np.random.default_rng(s), set()) for s in range(20)}
+    assert picks == {cands[2], cands[3]}  # ties broken by the stream, never the refused one or the worse one
+    sampler.feasible = lambda g: False  # nothing accepted: a fresh draw outside the study's architectures
+    seen = {"|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"}
+    fresh = sampler._choose(cands, acq, np.random.default_rng(0), seen)
+    assert fresh not in cands and sampler.space.format(fresh) not in seen
+
+    objective = make_objective("nb201", _Conv3Count())
+    at_most_three = lambda g: sum(op == "nor_conv_3x3" for op in g) <= 3  # noqa: E731
+    runs = {}
+    for name, feasible in (("none", None), ("true", lambda g: True), ("three", at_most_three)):
+        study = optuna.create_study(direction="maximize", sampler=PredictorSampler(
+            "nb201", seed=2, n_startup_trials=5, interleave=0, feasible=feasible))
+        study.optimize(objective, n_trials=25)
+        runs[name] = study
+    assert _params(runs["none"]) == _params(runs["true"])
+    for name, study in runs.items():
+        genotypes = [study.sampler.mapping.genotype(t.params) for t in study.trials]
+        assert len(set(genotypes)) == len(genotypes), name
+        model_picks = genotypes[5:]  # after the 5 start-up draws, every trial is the model's (interleave=0)
+        if name == "three":
+            assert all(at_most_three(g) for g in model_picks)
+        else:  # the bound binds: unconstrained, the model goes past it
+            assert not all(at_most_three(g) for g in model_picks)
