@@ -8,7 +8,9 @@ evaluations (failed ones included, rejected ones not). Termritthikun et al., "EE
 Exit Evolutionary Neural Architecture Search", Eng. Appl. of AI 2021, reject candidates over a
 parameter bound while building the initial population; here every candidate, initial or child,
 goes through the same filter, and ``max_tries`` consecutive rejections end the search with
-:class:`~nas.errors.ConstraintError` naming the constraints and the count.
+:class:`~nas.errors.ConstraintError` naming the constraints and the count. A strategy that offers
+``set_feasible`` (``bo``) also gets the constraints as a predicate, so that it proposes candidates that
+meet them (see :mod:`nas.search.base`); the loop checks every candidate all the same.
 
 The run folder:
 
