@@ -184,6 +184,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if not singles or set(singles) - (set(STRATEGIES.names()) - {"nsga2", "random"}):
         p.error(f"--strategies takes single-objective strategies other than random; got {singles}, valid: "
                 f"{', '.join(n for n in STRATEGIES.names() if n not in ('nsga2', 'random'))}")
+
+    def strategies(exp: str) -> tuple[str, ...]:
+        """The strategies an experiment runs, random search last."""
+        return ("nsga2", "random") if exp == "nsga2" else (*singles, "random")
+
     data_dir = str(args.data_dir) if args.data_dir else None
     gt = nb201_ground_truth(args.data_dir)
     test_acc = np.asarray(gt["cifar10_test_acc"], dtype=float)
@@ -215,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for seed in range(args.seeds):
         for exp in experiments:
             kind = "tabular" if exp in _TABULAR else "zc"
-            for strat in (("nsga2", "random") if exp == "nsga2" else (*singles, "random")):
+            for strat in strategies(exp):
                 config = dict(
                     space="nb201", strategy=strat, budget=budgets[-1], seed=seed,
                     objective="tabular" if kind == "tabular" else "ensemble",
@@ -256,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             pick = feasible[int(np.argmax(valid_acc[feasible]))]
             entry["validation_optimal_feasible_test_acc"] = float(test_acc[pick])
             entry["floor_gap"] = entry["constrained_optimum_test_acc"] - float(test_acc[pick])
-        for strat in (("nsga2", "random") if exp == "nsga2" else (*singles, "random")):
+        for strat in strategies(exp):
             per_budget: dict[int, list[float]] = {b: [] for b in budgets}
             hv: list[float] = []
             for seed in range(args.seeds):
