@@ -13,9 +13,9 @@ Strategies (``--strategies``, comma-separated), each run ``--seeds`` times (seed
   population 10, tournament 3, the NAS-Bench-201 paper's setting), driven by its own ask/tell;
 * ``predictor`` -- :class:`~nas.integrations.samplers.PredictorSampler` with its defaults (a Gaussian
   process with a Hamming kernel on the one-hot choices, refitted after every trial from 10 trials on;
-  128 candidates: a quarter single-edit mutations of the 10 best, half crossovers of two of them, a
-  quarter uniform draws; Thompson sampling: the argmax of one joint posterior draw; every third
-  trial multivariate TPE's proposal instead), through ``suggest_architecture``;
+  Thompson sampling: the argmax of one joint posterior draw over every cell not yet tried (NB201's
+  15,625 are few enough); every third trial multivariate TPE's proposal instead), through
+  ``suggest_architecture``;
 * ``random`` -- Optuna's ``RandomSampler`` through ``suggest_architecture``.
 
 **The oracle** is the table's ``cifar10valid_valid_acc`` (``--metric``); a search reads only the

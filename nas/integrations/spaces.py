@@ -34,6 +34,8 @@ space ``params_to_genotype(architecture_params(g)) == g`` (for NB101 the *pruned
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -216,6 +218,25 @@ class ArchitectureMapping:
                 raise GenotypeError(f"{self.space.name}: value {value!r} of dimension {dim.name!r} is not one of "
                                     f"{dim.choices}") from None
         return tuple(out)
+
+    def grid_size(self) -> int:
+        """The number of combinations of the dimensions' choices (valid or not)."""
+        return math.prod(len(d.choices) for d in self.dimensions)
+
+    def grid(self) -> list[Genotype | None]:
+        """The genotype of every combination of choices, in C order (the first dimension slowest, as
+        :func:`itertools.product`); ``None`` where the combination names no architecture, or names one
+        whose own choices are another combination (an inactive slot's filler), so that each architecture
+        appears once and its one-hot row (:meth:`onehot`) is its point of the grid. Mind :meth:`grid_size`
+        before calling."""
+        out: list[Genotype | None] = []
+        for values in itertools.product(*(d.choices for d in self.dimensions)):
+            try:
+                g = self.codec.genotype(list(values))
+                out.append(g if tuple(self.codec.values(g)) == values else None)
+            except GenotypeError:
+                out.append(None)
+        return out
 
     def onehot(self, genotypes: Sequence[Genotype]) -> np.ndarray:
         """One-hot rows ``(n, sum of the dimensions' choice counts)``: one block per dimension, float64."""

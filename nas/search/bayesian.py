@@ -1,7 +1,8 @@
 """Bayesian optimization over a space's choices (``bo``): the :class:`PredictorSampler` as an ask/tell strategy.
 
 ``nas search --strategy bo`` runs :class:`~nas.integrations.samplers.PredictorSampler` -- a Gaussian
-process on the one-hot choices, Thompson sampling over mutated, recombined and uniform candidates,
+process on the one-hot choices, Thompson sampling over every architecture not yet tried where the space
+is small enough to enumerate (NB201) and over mutated, recombined and uniform candidates elsewhere,
 and every third trial multivariate TPE's proposal (the sampler's module docstring says why and what
 it was measured against) -- inside the search loop (:func:`~nas.search.loop.run_search`), which adds
 constraints, the fingerprint cache and resumption. One algorithm, one implementation: the strategy

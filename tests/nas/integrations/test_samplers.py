@@ -224,6 +224,82 @@ def test_choice_gp_against_a_plain_loop_gp() -> None:
         ChoiceGP(noises=())
 
 
+def test_gp_grid_draws_have_the_posterior_s_law() -> None:
+    """``sample_grid`` (Kronecker prior draw, then Matheron's rule) against the posterior written out
+    for every point of a small grid of three dimensions (3 x 2 x 4 choices)."""
+    import itertools
+
+    from nas.integrations.surrogates import ChoiceGP
+
+    widths = (3, 2, 4)
+    points = list(itertools.product(*(range(w) for w in widths)))  # C order, the first dimension slowest
+    rows = np.zeros((len(points), sum(widths)))
+    for i, p in enumerate(points):
+        rows[i, [0 + p[0], 3 + p[1], 5 + p[2]]] = 1.0
+    rng = np.random.default_rng(0)
+    train = rng.choice(len(points), 9, replace=False)
+    y = np.array([points[i][0] - 0.5 * points[i][2] for i in train], float) + 0.1 * rng.standard_normal(9)
+    gp = ChoiceGP(lengthscales=(1.5,), noises=(0.05,)).fit(rows[train], y)
+
+    def corr(a: int, b: int) -> float:  # the kernel by counting differing dimensions
+        return float(np.exp(-sum(u != v for u, v in zip(points[a], points[b], strict=True)) / 1.5))
+
+    k_all = np.array([[corr(a, b) for b in range(len(points))] for a in range(len(points))])
+    c = k_all[np.ix_(train, train)] + 0.05 * np.eye(9)
+    cross = k_all[:, train]
+    want_mean = y.mean() + cross @ np.linalg.solve(c, y - y.mean())
+    want_cov = gp.signal * (k_all - cross @ np.linalg.solve(c, cross.T))
+    draws = np.stack([gp.sample_grid(widths, np.random.default_rng(s), chunk=5) for s in range(6000)])
+    assert np.array_equal(draws[5], gp.sample_grid(widths, np.random.default_rng(5)))  # seeded; chunks agree
+    assert draws.mean(axis=0) == pytest.approx(want_mean, abs=0.04)
+    assert np.cov(draws.T) == pytest.approx(want_cov, abs=0.04)
+    assert np.diag(want_cov).max() > 0.2  # the draws do vary: the check above is not of constants
+    with pytest.raises(NasError, match="before fit"):
+        ChoiceGP().sample_grid(widths, rng)
+    with pytest.raises(NasError, match="add up"):
+        gp.sample_grid((3, 2, 3), rng)
+    bad = rows[train].copy()
+    bad[0, 3:5] = 1.0  # two choices at once in the second dimension
+    with pytest.raises(NasError, match=r"not one-hot in columns 3\.\.4"):
+        ChoiceGP(lengthscales=(1.5,), noises=(0.05,)).fit(bad, y).sample_grid(widths, rng)
+
+
+def test_small_spaces_rank_every_architecture_not_yet_tried(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the GP and Thompson sampling, a space of at most ``max_grid`` combinations has every
+    architecture not in the study as a candidate; otherwise (or with ``max_grid=0``, or with a
+    surrogate that cannot draw over a grid) the generated ones."""
+    from nas.integrations.spaces import architecture_mapping
+
+    mapping = architecture_mapping("nb201")
+    grid = mapping.grid()
+    assert len(grid) == mapping.grid_size() == 5**6 and all(g is not None for g in grid)
+    assert [list(mapping.choice_indices(g)) for g in (grid[0], grid[1], grid[5], grid[-1])] == [  # type: ignore[arg-type]
+        [0] * 6, [0] * 5 + [1], [0] * 4 + [1, 0], [4] * 6]
+    assert architecture_mapping("nb101").grid_size() > 50_000  # far too many: generated candidates there
+
+    sizes: list[tuple[int, int]] = []
+    real = PredictorSampler._choose
+
+    def spy(self, candidates, acq, rng, seen):  # type: ignore[no-untyped-def]
+        sizes.append((len(candidates), len(seen)))
+        return real(self, candidates, acq, rng, seen)
+
+    monkeypatch.setattr(PredictorSampler, "_choose", spy)
+    objective = make_objective("nb201", _Conv3Count())
+    for kwargs, whole in (({}, True), ({"max_grid": 0}, False), ({"predictor": "forest"}, False)):
+        sizes.clear()
+        study = optuna.create_study(direction="maximize", sampler=PredictorSampler(
+            "nb201", seed=1, n_startup_trials=5, interleave=0, **kwargs))  # type: ignore[arg-type]
+        study.optimize(objective, n_trials=9)
+        assert [s for _, s in sizes] == [5, 6, 7, 8]  # the model's trials
+        if whole:
+            assert all(n == 5**6 - s for n, s in sizes)
+        else:
+            assert all(n <= 128 for n, _ in sizes)
+    with pytest.raises(NasError, match="max_grid"):
+        PredictorSampler("nb201", max_grid=-1)
+
+
 def test_default_sampler_uses_the_gp() -> None:
     from nas.integrations.surrogates import ChoiceGP
 
