@@ -42,11 +42,12 @@ Experiments (BENCHMARKS.md, "Predictors" and "Latency"):
   encoding as features (:func:`predictors.data.genotype_onehot`; see the notes below).
   ``measured``: onnxruntime latency on this machine (:func:`predictors.data.measured_latency`: batch
   1, 1 thread, 10 warm-up runs, median of 30, the least of ``--measured-rounds`` rounds interleaved
-  across 25 architectures), cached in ``--workdir``; trained on the first 500 measured architectures,
-  tested on the rest. Two ceilings say what any predictor could reach: ``ceiling_literal``, a ridge
-  model with all interactions up to order 3 of the literal cell's one-hot genotype, fitted on 12,000
-  architectures and scored on its own training set (the share of the table that *any* function of
-  the genotype matches within ±10%: below 100% only through measurement noise); and for
+  across 25 architectures), cached in ``--workdir``; per seed, a seeded split of the measured
+  architectures: 500 to train, the rest to test. Two ceilings say what any predictor could reach:
+  ``ceiling_literal``, a ridge model with all interactions up to order 3 of the literal cell's
+  one-hot genotype, fitted on 12,000 architectures and scored on its own training set (the share of
+  the table that *any* function of the genotype matches within ±10%: below 100% only through
+  measurement noise); and for
   ``measured``, a second independent measurement of 100 architectures against the first.
 
 Notes on the latency figures. HW-NAS-Bench's ``fpga`` and ``eyeriss`` latencies are exactly linear
@@ -505,13 +506,16 @@ def _latency_run(r: Runner, lab: Any, device: str, m: str, s: int, train_rows: n
             **latency_metrics(pred, lab.y[test_rows])}
 
 
-def _measured_run(r: Runner, archs: list[str], y: np.ndarray, m: str, n_train: int) -> dict[str, Any]:
+def _measured_run(r: Runner, archs: list[str], y: np.ndarray, m: str, s: int, n_train: int) -> dict[str, Any]:
+    """Seed ``s``: a seeded split of the measured architectures, ``n_train`` to fit and the rest to test."""
     from predictors.metrics import latency_metrics
 
     graphs = r.graphs("nb201", archs)
-    pred, fit_s = _fit_latency(m, 0, archs, graphs, y, np.arange(n_train), np.arange(n_train, len(archs)))
-    return {"method": m, "device": "measured", "n": n_train, "n_test": len(archs) - n_train, "fit_seconds": fit_s,
-            **latency_metrics(pred, y[n_train:])}
+    order = np.random.default_rng(r.args.seed + s).permutation(len(archs))
+    train, test = order[:n_train], order[n_train:]
+    pred, fit_s = _fit_latency(m, s, archs, graphs, y, train, test)
+    return {"method": m, "device": "measured", "n": n_train, "n_test": len(test), "fit_seconds": fit_s,
+            **latency_metrics(pred, y[test])}
 
 
 def _measure(r: Runner, archs: list[str], tag: str = "") -> np.ndarray:
@@ -563,8 +567,10 @@ def run_latency(r: Runner, seeds: Sequence[int], methods: Sequence[str], n_train
         log.warning("only %d measured architectures cached; run with --measure to measure %d", len(archs),
                     r.args.measured_n)
         return
-    for m in methods:
-        r.cached("latency", f"measured-x{rounds}-{m}-of{len(archs)}", 0, _measured_run, r, archs, y, m, n_train)
+    for s in seeds:
+        for m in methods:
+            r.cached("latency", f"measured-x{rounds}-split-{m}-of{len(archs)}", s, _measured_run, r, archs, y, m, s,
+                     n_train)
     if r.args.measure:
         r.cached("latency", f"measured-x{rounds}-ceiling", 0, _remeasure, r, archs[:100], y[:100])
 

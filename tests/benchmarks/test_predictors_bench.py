@@ -42,3 +42,28 @@ def test_zero_shot_directions_are_parsed_in_a_fixed_order_and_checked() -> None:
         zs_directions("nb101_to_nb301")
     with pytest.raises(ValueError, match="unknown zero-shot directions"):
         zs_directions(" , ")
+
+
+def test_measured_latency_seeds_split_the_measured_architectures(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each seed fits on its own seeded ``n_train`` of the measured architectures and tests on the rest."""
+    import benchmarks.predictors as bp
+
+    runner = Runner(argparse.Namespace(data_dir=None, workdir=str(tmp_path), progress=False, seed=0))
+    monkeypatch.setattr(runner, "graphs", lambda space, archs: list(archs))
+    splits = {}
+
+    def fake_fit(m, s, archs, graphs, y, train, test):  # type: ignore[no-untyped-def]
+        splits[s] = (train, test)
+        return y[test] * 1.05, 0.0  # 5% off: every prediction within +-10%
+
+    monkeypatch.setattr(bp, "_fit_latency", fake_fit)
+    archs = [f"a{i}" for i in range(30)]
+    y = np.arange(1.0, 31.0)
+    results = [bp._measured_run(runner, archs, y, "kernel_latency", s, 20) for s in range(3)]
+    for s, res in enumerate(results):
+        train, test = splits[s]
+        assert sorted(np.concatenate([train, test]).tolist()) == list(range(30)) and len(train) == 20
+        assert res["n"] == 20 and res["n_test"] == 10 and res["within_10pct"] == 1.0
+    assert not np.array_equal(splits[0][0], splits[1][0])  # the seeds split differently
+    assert np.array_equal(splits[2][0], np.random.default_rng(2).permutation(30)[:20])  # seeded
