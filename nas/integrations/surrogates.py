@@ -13,8 +13,9 @@ The contract is the :class:`ChoiceSurrogate` protocol: ``fit(x, y)`` with ``x`` 
 rows and ``y`` ``(n,)``, returning itself; ``predict(x) -> (mean, std)``, two float64 ``(m,)``
 arrays with ``std >= 0``. Neither mutates its inputs. A surrogate may also offer
 ``sample(x, rng) -> (m,)``, one draw from its posterior over the rows' values, which the sampler's
-Thompson-sampling acquisition uses (without it, the sampler draws from ``N(mean, std)`` per row).
-Surrogates are registered in :data:`SURROGATES`.
+Thompson-sampling acquisition uses (without it, the sampler draws from ``N(mean, std)`` per row),
+and ``sample_grid(widths, rng)``, one joint draw at every combination of choices, which lets the
+sampler rank a whole small space. Surrogates are registered in :data:`SURROGATES`.
 
 ``forest`` (:class:`ChoiceForest`) is the random forest of SMAC (Hutter, Hoos & Leyton-Brown,
 "Sequential Model-Based Optimization for General Algorithm Configuration", LION 2011): ``B``
