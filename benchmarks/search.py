@@ -117,11 +117,17 @@ def _objective(kind: str) -> Any:
     return _WORKER["zc"]
 
 
-def _import_runs(work: Path) -> None:
-    """Put the zero-cost evaluations of run folders from before the shared cache into it."""
+def _import_runs(work: Path, batch: int, reference: int) -> None:
+    """Put the zero-cost evaluations of run folders from before the shared cache into it.
+
+    Only runs of the proxy ensemble with this run's batch and reference size: a tabular run's values
+    (``constrained_tabular`` shares the workdir) are validation accuracies, not ensemble scores, and
+    would be read back as if they were."""
     scores = SharedScores(work / "scores")
     for path in sorted(work.glob("*/candidates.jsonl")):
-        if path.parent.name.startswith("tabular-"):
+        config_path = path.parent / "config.json"
+        config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+        if (config.get("objective"), config.get("batch"), config.get("reference")) != ("ensemble", batch, reference):
             continue
         for line in path.read_text().splitlines():
             r = json.loads(line)
@@ -208,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     reference = None
     if any(e not in _TABULAR for e in experiments):  # the ensemble's reference, scored once for all runs
-        _import_runs(work)
+        _import_runs(work, args.batch, args.reference)
         _init_worker(args.batch, data_dir, None, args.reference, str(work / "scores"))
         from nas.search.loop import fit_ensemble_reference
 

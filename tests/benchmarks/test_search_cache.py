@@ -29,3 +29,25 @@ def test_a_partly_written_line_is_read_later(tmp_path: Path) -> None:
     assert "fp9" not in a
     other.write_text('{"fingerprint": "fp9", "value": 3.0, "scores": {}, "error": null}\n')
     assert "fp9" in a and a["fp9"].value == 3.0
+
+
+def test_only_ensemble_runs_with_the_same_settings_are_imported(tmp_path: Path) -> None:
+    """A tabular run's values (validation accuracies) must never enter the proxy-score cache."""
+    import json
+
+    from benchmarks.search import _import_runs
+
+    def run(name: str, objective: str, fingerprint: str, value: float, batch: int = 64) -> None:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"objective": objective, "batch": batch, "reference": 64}))
+        (folder / "candidates.jsonl").write_text(json.dumps(
+            {"fingerprint": fingerprint, "status": "evaluated", "value": value, "scores": {"x": value}}) + "\n")
+
+    run("constrained_tabular-bo-0", "tabular", "fp_tab", 91.2)
+    run("tabular-evolution-0", "tabular", "fp_tab2", 93.0)
+    run("zc-evolution-0", "ensemble", "fp_zc", 1.7)
+    run("zc-random-0", "ensemble", "fp_other_batch", 0.4, batch=16)
+    _import_runs(tmp_path, 64, 64)
+    cache = SharedScores(tmp_path / "scores")
+    assert set(cache) == {"fp_zc"} and cache["fp_zc"].value == 1.7
