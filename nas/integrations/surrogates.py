@@ -35,11 +35,11 @@ chosen on a grid by the marginal likelihood with ``s2`` profiled out (``s2 = r' 
 centred targets ``r`` and the correlation matrix ``C``). A posterior draw is a *joint* sample over the
 rows, ``mean + Q sqrt(W) z`` for the eigendecomposition ``Q W Q'`` of the posterior covariance;
 :meth:`ChoiceGP.sample_grid` draws jointly at every combination of choices of a small space (15,625
-for NB201) without that cubic cost, by conditioning a draw from the prior. A smooth kernel on the Hamming distance generalizes from a few dozen rows where the forest's
-axis-aligned splits need many: on the additive toy target of the tests (the count of 3x3
-convolutions, 80 training rows) the GP's mean correlates above 0.95 with the truth on held-out cells,
-the forest's 0.55. On NAS-Bench-201 it is also the better guide of the sampler (the table in
-:mod:`nas.integrations.samplers`).
+for NB201) without that cubic cost, by conditioning a draw from the prior. A smooth kernel on the
+Hamming distance generalizes from a few dozen rows where the forest's axis-aligned splits need many:
+on the additive toy target of the tests (the count of 3x3 convolutions, 80 training rows) the GP's
+mean correlates above 0.95 with the truth on held-out cells, the forest's 0.55. On NAS-Bench-201 it
+is also the better guide of the sampler (the table in :mod:`nas.integrations.samplers`).
 """
 
 from __future__ import annotations
