@@ -17,7 +17,9 @@ spec                unit  what it is
 ==================  ====  =====================================================================
 
 A :class:`Constraint` is a cost model with a bound; the search loop applies constraints to a
-candidate before it is evaluated, so any strategy can take them.
+candidate before it is evaluated, so any strategy can take them. :func:`feasibility` turns a list of
+them into a ``genotype -> bool`` predicate for a model that proposes only what meets them (``bo``,
+:class:`~nas.integrations.samplers.PredictorSampler`).
 """
 
 from __future__ import annotations
@@ -26,16 +28,19 @@ import logging
 import math
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
 from nas.errors import DataError, SearchError
 from nas.ir import ArchGraph
 from nas.registry import Registry
+
+if TYPE_CHECKING:
+    from search_spaces.base import Genotype, SearchSpace
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,7 @@ __all__ = [
     "PredictedLatency",
     "TableLatency",
     "cost_model_from_spec",
+    "feasibility",
     "measure_onnx_many",
 ]
 
@@ -292,3 +298,27 @@ class Constraint:
     def check(self, graph: ArchGraph, genotype: Any = None) -> tuple[bool, float]:
         value = self.model.cost(graph, genotype)
         return value <= self.limit, value
+
+
+def feasibility(space: SearchSpace, constraints: Sequence[Constraint]) -> Callable[[Genotype], bool]:
+    """``genotype -> bool``: whether the genotype meets every constraint (answers cached by its text; the
+    graph is built only for a cost model that reads it, and not at all once a constraint fails)."""
+    constraints = tuple(constraints)
+    answers: dict[str, bool] = {}
+
+    def meets(genotype: Genotype) -> bool:
+        graph: ArchGraph | None = None
+        for c in constraints:
+            if graph is None and reads_graph(c.model):
+                graph = space.to_graph(genotype)
+            if not c.check(cast(ArchGraph, graph), genotype)[0]:  # graph is None only for models that ignore it
+                return False
+        return True
+
+    def feasible(genotype: Genotype) -> bool:
+        key = space.format(genotype)
+        if key not in answers:
+            answers[key] = meets(genotype)
+        return answers[key]
+
+    return feasible

@@ -78,9 +78,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     worker_seed = int(np.random.SeedSequence([args.seed, args.worker]).generate_state(1)[0])
     # PredictorSampler seeds per trial number, so all its workers share the seed
     seed = args.seed if sampler_name == "predictor" else worker_seed
-    # constraints reach the samplers through trial.set_constraint (see nas.integrations.objective)
-    sampler = create_sampler(sampler_name, objective.mapping, seed=seed,
-                             n_startup_trials=args.startup_trials, predictor=args.predictor)
+    # constraints reach TPE, NSGA-II and GP through trial.set_constraint (see nas.integrations.objective),
+    # and the predictor sampler as a predicate, so that it proposes only architectures that meet them
+    sampler = create_sampler(sampler_name, objective.mapping, seed=seed, n_startup_trials=args.startup_trials,
+                             predictor=args.predictor, feasible=objective.feasible)
     study = optuna.create_study(storage=storage, study_name=name, directions=objective.directions, sampler=sampler,
                                 load_if_exists=True)
     if [d.name.lower() for d in study.directions] != objective.directions:

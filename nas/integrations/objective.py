@@ -31,6 +31,10 @@ Constraints follow Optuna's convention, ``cost - limit`` per constraint, feasibl
 the objective sets them with ``trial.set_constraint(label, value)`` (Optuna 5, read by TPE, NSGA-II
 and GP without further setup) and stores them in the ``constraints`` user attr, from which
 ``objective.constraints_func(trial)`` returns them for samplers that still take a ``constraints_func``.
+Samplers read those values only after a trial ran; ``objective.feasible``, the constraints as a
+``genotype -> bool`` predicate, lets a :class:`~nas.integrations.samplers.PredictorSampler` propose
+only architectures that meet them (``create_sampler("predictor", ..., feasible=objective.feasible)``;
+the ``nas`` CLI does this).
 With ``early_reject=True`` an infeasible architecture is pruned before it is scored (EEEA-Net's
 early exit, as :func:`nas.search.run_search` does) instead of being scored and marked infeasible.
 """
@@ -46,7 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from nas.errors import NasError, SearchError
-from nas.hardware import Constraint, CostModel, cost_model_from_spec
+from nas.hardware import Constraint, CostModel, cost_model_from_spec, feasibility
 from nas.integrations.spaces import ArchitectureMapping, InvalidArchitectureError, architecture_mapping
 from nas.search.objectives import Evaluation, Objective, PredictorObjective, ProxyObjective, TabularObjective
 from search_spaces.base import Genotype, SearchSpace
@@ -111,6 +115,7 @@ class ArchitectureObjective:
         self.dedupe = dedupe
         self.early_reject = early_reject
         self.wait_timeout, self.poll = wait_timeout, poll
+        self._feasible = feasibility(self.space, self.constraints) if self.constraints else None
 
     # ---------------------------------------------------------------- Optuna-facing
     @property
@@ -123,6 +128,12 @@ class ArchitectureObjective:
         if isinstance(self.score, Objective):
             return self.score.name
         return getattr(self.score, "__name__", type(self.score).__name__)
+
+    @property
+    def feasible(self) -> Callable[[Genotype], bool] | None:
+        """The constraints as a ``genotype -> bool`` predicate (None without constraints), for a sampler
+        that proposes only what meets them: ``PredictorSampler(..., feasible=objective.feasible)``."""
+        return self._feasible
 
     def constraints_func(self, trial: optuna.trial.FrozenTrial) -> list[float]:
         """``cost - limit`` per constraint, feasible when ``<= 0`` (Optuna's ``constraints_func``).

@@ -555,7 +555,7 @@ def _cmaes(o: _SamplerOptions) -> BaseSampler:
 
 def _predictor(o: _SamplerOptions) -> BaseSampler:
     return PredictorSampler(o.space, o.predictor, seed=o.seed, n_startup_trials=max(2, o.n_startup_trials),
-                            acquisition=o.acquisition, kappa=o.kappa)
+                            acquisition=o.acquisition, kappa=o.kappa, feasible=o.feasible)
 
 
 @dataclass(frozen=True)
@@ -567,6 +567,7 @@ class _SamplerOptions:
     predictor: str
     kappa: float
     acquisition: str | None
+    feasible: Callable[[Genotype], bool] | None
 
 
 _FACTORIES = {"tpe": _tpe, "random": _random, "nsga2": _nsga2, "gp": _gp, "cmaes": _cmaes, "predictor": _predictor}
@@ -581,11 +582,13 @@ def sampler_encoding(name: str) -> str:
 
 def create_sampler(name: str, space: str | SearchSpace | ArchitectureMapping, *, seed: int = 0,
                    constraints_func: Any = None, n_startup_trials: int = 10, predictor: str = "gp",
-                   acquisition: str | None = None, kappa: float = 1.0) -> BaseSampler:
+                   acquisition: str | None = None, kappa: float = 1.0,
+                   feasible: Callable[[Genotype], bool] | None = None) -> BaseSampler:
     """An Optuna sampler by name (the CLI's ``--sampler``): ``tpe`` (multivariate), ``random``, ``nsga2``,
     ``gp``, ``cmaes`` or ``predictor`` (:class:`PredictorSampler`). ``constraints_func`` goes to the
-    samplers that take one (TPE, NSGA-II, GP)."""
+    samplers that take one (TPE, NSGA-II, GP), ``feasible`` (known constraints as a ``genotype -> bool``
+    predicate, e.g. :attr:`~nas.integrations.objective.ArchitectureObjective.feasible`) to ``predictor``."""
     if name not in _FACTORIES:
         raise NasError(f"unknown sampler {name!r}; valid: {', '.join(SAMPLER_NAMES)}")
     return _FACTORIES[name](_SamplerOptions(space, seed, constraints_func, n_startup_trials, predictor, kappa,
-                                            acquisition))
+                                            acquisition, feasible))

@@ -39,17 +39,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
 from nas.errors import ConstraintError, SearchError
-from nas.hardware import Constraint, CostModel, cost_model_from_spec, reads_graph
-from nas.ir import ArchGraph
+from nas.hardware import Constraint, CostModel, cost_model_from_spec, feasibility
 from nas.search.base import STRATEGIES, Strategy
 from nas.search.objectives import Evaluation, Objective, PredictorObjective, ProxyObjective, TabularObjective
 from search_spaces import space_from_spec
-from search_spaces.base import Genotype, SearchSpace
+from search_spaces.base import SearchSpace
 
 log = logging.getLogger(__name__)
 
@@ -128,29 +127,6 @@ def _constraints(config: SearchConfig, latency: CostModel | None) -> list[Constr
     return out
 
 
-def _feasibility(space: SearchSpace, constraints: list[Constraint]) -> Callable[[Genotype], bool]:
-    """``genotype -> bool``: whether the genotype meets every constraint (answers cached by its text; the
-    graph is built only for a cost model that reads it, and not at all once a constraint fails)."""
-    answers: dict[str, bool] = {}
-
-    def meets(genotype: Genotype) -> bool:
-        graph: ArchGraph | None = None
-        for c in constraints:
-            if graph is None and reads_graph(c.model):
-                graph = space.to_graph(genotype)
-            if not c.check(cast(ArchGraph, graph), genotype)[0]:  # graph is None only for models that ignore it
-                return False
-        return True
-
-    def feasible(genotype: Genotype) -> bool:
-        key = space.format(genotype)
-        if key not in answers:
-            answers[key] = meets(genotype)
-        return answers[key]
-
-    return feasible
-
-
 def _write_atomic(path: Path, payload: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(payload, indent=1))
@@ -190,7 +166,7 @@ def run_search(
     latency = cost_model_from_spec(config.latency, config.data_dir) if config.latency else None
     constraints = _constraints(config, latency)
     if constraints and hasattr(strategy, "set_feasible"):
-        strategy.set_feasible(_feasibility(space, constraints))
+        strategy.set_feasible(feasibility(space, constraints))
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
         _write_atomic(out / "config.json", dataclasses.asdict(config))

@@ -160,7 +160,7 @@ def test_table_latency(data_dir) -> None:
 def test_feasibility_predicate_against_the_constraints(data_dir, monkeypatch: pytest.MonkeyPatch) -> None:
     """The loop's predicate answers as checking every constraint on the graph does, builds a graph only
     for a model that reads it (not for the table), stops at the first failed constraint, and caches."""
-    from nas.search.loop import _feasibility
+    from nas.hardware import feasibility
 
     space = NB201Space()
     table, params = cost_model_from_spec("table:pixel3", data_dir), cost_model_from_spec("params")
@@ -172,10 +172,10 @@ def test_feasibility_predicate_against_the_constraints(data_dir, monkeypatch: py
     builds: list[object] = []
     real = NB201Space.to_graph
     monkeypatch.setattr(NB201Space, "to_graph", lambda self, g: builds.append(g) or real(self, g))
-    only_table = _feasibility(space, constraints[:1])
+    only_table = feasibility(space, constraints[:1])
     assert [only_table(g) for g in genotypes] == [table.cost(None, g) <= 10.6756 for g in genotypes]
     assert builds == []
-    both = _feasibility(space, constraints)
+    both = feasibility(space, constraints)
     assert [both(g) for g in genotypes] == expected
     assert len(builds) == sum(table.cost(None, g) <= 10.6756 for g in set(genotypes))
     n = len(builds)

@@ -376,3 +376,38 @@ def test_known_constraints_pick_the_best_accepted_candidate() -> None:
             assert all(at_most_three(g) for g in model_picks)
         else:  # the bound binds: unconstrained, the model goes past it
             assert not all(at_most_three(g) for g in model_picks)
+
+
+def test_objective_constraints_reach_the_predictor_sampler(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``objective.feasible`` answers as the constraints do; ``create_sampler("predictor", feasible=...)``
+    hands it on; and ``nas search --sampler predictor --max-params`` proposes only architectures under the
+    bound once the model takes over (maximizing params, the model would otherwise go past it). TPE's
+    interleaved proposals are not filtered (see the sampler's ``feasible``)."""
+    from nas.cli import main
+    from nas.hardware import cost_model_from_spec
+
+    objective = make_objective("nb201", "params", max_params=0.5)
+    assert make_objective("nb201", "params").feasible is None
+    params = cost_model_from_spec("params")
+    rng = np.random.default_rng(0)
+    genotypes = [objective.space.sample(rng) for _ in range(40)]
+    answers = [objective.feasible(g) for g in genotypes]
+    assert answers == [params.cost(objective.space.to_graph(g), g) <= 0.5 for g in genotypes]
+    assert 0 < sum(answers) < len(answers)
+    sampler = create_sampler("predictor", "nb201", feasible=objective.feasible)
+    assert isinstance(sampler, PredictorSampler) and sampler.feasible is objective.feasible
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    values = {}
+    for bound in (None, "0.5"):
+        study = f"bound-{bound}"
+        argv = ["search", "--space", "nb201", "--objective", "params", "--budget", "12", "--storage", url,
+                "--study", study, "--sampler", "predictor", "--startup-trials", "4", "--json"]
+        assert main([*argv, *(["--max-params", bound] if bound else [])]) == 0
+        capsys.readouterr()
+        trials = sorted(optuna.load_study(study_name=study, storage=url).trials, key=lambda t: t.number)
+        # the model's trials: after the 4 start-up draws, except every third (TPE's, unfiltered: interleave=3)
+        model_picks = [objective.mapping.genotype(t.params) for t in trials[4:] if t.number % 3 != 2]
+        values[bound] = [params.cost(objective.space.to_graph(g), g) for g in model_picks]
+    assert all(v <= 0.5 for v in values["0.5"])
+    assert not all(v <= 0.5 for v in values[None])  # the bound binds
