@@ -411,3 +411,47 @@ def test_objective_constraints_reach_the_predictor_sampler(tmp_path: Path, capsy
         values[bound] = [params.cost(objective.space.to_graph(g), g) for g in model_picks]
     assert all(v <= 0.5 for v in values["0.5"])
     assert not all(v <= 0.5 for v in values[None])  # the bound binds
+
+
+def test_grid_lists_each_valid_architecture_once() -> None:
+    """``grid()`` on a toy codec with an invalid combination and a non-canonical one (a filler value that
+    the genotype forgets): both are ``None``, each architecture is listed once at its own one-hot point,
+    and the sampler's whole-grid candidates are exactly the listed architectures not yet seen, each with
+    the grid draw at its own point."""
+    from nas.errors import GenotypeError
+    from nas.integrations.spaces import ArchitectureMapping, SpaceCodec
+    from nas.integrations.surrogates import ChoiceGP
+    from search_spaces.base import Dimension
+    from search_spaces.nb201 import NB201Space
+
+    class Toy(SpaceCodec):  # (a, b) -> an NB201 cell; with a = conv3x3, b is an inactive slot's filler
+        def values(self, genotype):  # type: ignore[no-untyped-def]
+            return genotype[0], genotype[1]
+
+        def genotype(self, values):  # type: ignore[no-untyped-def]
+            a, b = values
+            if (a, b) == ("avg_pool_3x3", "nor_conv_1x1"):
+                raise GenotypeError("no such cell")
+            return (a, "skip_connect" if a == "nor_conv_3x3" else b, *["none"] * 4)
+
+    space = NB201Space()
+    dims = (Dimension("a", ("nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")), Dimension("b", ("skip_connect",
+                                                                                          "nor_conv_1x1")))
+    mapping = ArchitectureMapping(space, Toy(space), "categorical", "", dims, tuple(d.choices for d in dims))
+    grid = mapping.grid()
+    assert mapping.grid_size() == 6
+    cell = lambda a, b: (a, b, *["none"] * 4)  # noqa: E731
+    assert grid == [cell("nor_conv_3x3", "skip_connect"), None, cell("nor_conv_1x1", "skip_connect"),
+                    cell("nor_conv_1x1", "nor_conv_1x1"), cell("avg_pool_3x3", "skip_connect"), None]
+    valid = [g for g in grid if g is not None]
+    onehot = mapping.onehot(valid)
+    widths = (3, 2)
+    points = [i for i, g in enumerate(grid) if g is not None]  # C order: row i is (i // 2, i % 2)
+    assert [list(np.flatnonzero(r)) for r in onehot] == [[i // 2, 3 + i % 2] for i in points]
+
+    sampler = PredictorSampler(mapping, seed=0)
+    gp = ChoiceGP().fit(onehot[:2], np.array([1.0, 2.0]))
+    seen = {space.format(valid[0])}
+    candidates, values = sampler._whole_grid(gp, np.random.default_rng(3), seen, 1.0)  # type: ignore[misc]
+    assert candidates == valid[1:]
+    assert np.array_equal(values, gp.sample_grid(widths, np.random.default_rng(3))[points[1:]])
