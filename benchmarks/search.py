@@ -155,8 +155,10 @@ def _best_at(records: list[dict[str, Any]], budget: int) -> dict[str, Any]:
     return max(scored, key=lambda r: r["value"])
 
 
-def _mean_std(xs: list[float]) -> dict[str, float]:
-    return {"mean": float(np.mean(xs)), "std": float(np.std(xs)), "n": len(xs)}
+def _mean_std(xs: list[float]) -> dict[str, Any]:
+    """Mean, std and count of per-seed figures, and the figures themselves (seed 0 first), for paired
+    comparisons across strategies."""
+    return {"mean": float(np.mean(xs)), "std": float(np.std(xs)), "n": len(xs), "per_seed": [float(x) for x in xs]}
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

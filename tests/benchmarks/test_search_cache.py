@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from benchmarks.search import SharedScores
 from nas.search.objectives import Evaluation
 
@@ -51,3 +53,12 @@ def test_only_ensemble_runs_with_the_same_settings_are_imported(tmp_path: Path) 
     _import_runs(tmp_path, 64, 64)
     cache = SharedScores(tmp_path / "scores")
     assert set(cache) == {"fp_zc"} and cache["fp_zc"].value == 1.7
+
+
+def test_summaries_keep_the_per_seed_figures() -> None:
+    """Each mean +- std of the JSON carries the per-seed figures it summarizes, in seed order."""
+    from benchmarks.search import _mean_std
+
+    s = _mean_std([93.5, 94.0, 92.0])
+    assert s["per_seed"] == [93.5, 94.0, 92.0] and s["n"] == 3
+    assert s["mean"] == pytest.approx(93.1666667) and s["std"] == pytest.approx(0.8498366)
