@@ -317,15 +317,25 @@ class PredictorSampler(BaseSampler):
     def _choose(self, candidates: list[Genotype], acq: np.ndarray, rng: np.random.Generator,
                 seen: set[str]) -> Genotype:
         """The candidate with the best acquisition that ``feasible`` accepts (ties broken by the trial's own
-        stream); checked lazily in that order, so a constraint costs a few checks, not one per candidate.
-        With none accepted, a fresh draw (which the caller's constraint may still reject)."""
-        left = np.ones(len(candidates), dtype=bool)
-        while left.any():
-            best = np.flatnonzero(left & (acq == acq[left].max()))
-            i = int(best[rng.integers(len(best))])
-            if self.feasible is None or self.feasible(candidates[i]):
-                return candidates[i]
-            left[i] = False
+        stream); checked lazily in that order, so a constraint costs a few checks, not one per candidate,
+        and each refused candidate costs O(1) after one sort. With none accepted, a fresh draw (which the
+        caller's constraint may still reject)."""
+        acq = np.asarray(acq, dtype=float)
+        if np.isnan(acq).any():
+            raise NasError("PredictorSampler: the acquisition of a candidate is NaN (the model's draw or "
+                           "prediction failed)")
+        order = np.argsort(-acq, kind="stable")  # best first; ties in candidate order
+        start = 0
+        while start < len(order):  # one level of tied acquisitions at a time
+            stop = start + 1
+            while stop < len(order) and acq[order[stop]] == acq[order[start]]:
+                stop += 1
+            tied = [int(i) for i in order[start:stop]]
+            while tied:
+                i = tied.pop(int(rng.integers(len(tied))))
+                if self.feasible is None or self.feasible(candidates[i]):
+                    return candidates[i]
+            start = stop
         return self._fresh(rng, seen)
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,

@@ -455,3 +455,38 @@ def test_grid_lists_each_valid_architecture_once() -> None:
     candidates, values = sampler._whole_grid(gp, np.random.default_rng(3), seen, 1.0)  # type: ignore[misc]
     assert candidates == valid[1:]
     assert np.array_equal(values, gp.sample_grid(widths, np.random.default_rng(3))[points[1:]])
+
+
+def test_choose_matches_the_plain_rescan_loop() -> None:
+    """``_choose`` (one sort, then tied levels in turn) picks what rescanning for the best remaining
+    candidate after each refusal picks, from the same random stream and leaving it in the same state;
+    NaN acquisitions raise."""
+
+    def plain(candidates, acq, rng, feasible):  # type: ignore[no-untyped-def]
+        left = np.ones(len(candidates), dtype=bool)
+        while left.any():
+            best = np.flatnonzero(left & (acq == acq[left].max()))
+            i = int(best[rng.integers(len(best))])
+            if feasible is None or feasible(candidates[i]):
+                return candidates[i]
+            left[i] = False
+        return None
+
+    sampler = PredictorSampler("nb201", seed=0)
+    space = sampler.space
+    gen = np.random.default_rng(7)
+    candidates = [space.sample(gen) for _ in range(300)]
+    for trial in range(40):
+        acq = gen.integers(0, 6 if trial % 2 else 300, size=len(candidates)).astype(float)  # many ties or few
+        cut = gen.integers(0, 7)
+        sampler.feasible = None if trial % 5 == 0 else (lambda g, c=cut: sum(op == "nor_conv_3x3" for op in g) >= c)
+        ours, ref = np.random.default_rng(trial), np.random.default_rng(trial)
+        expected = plain(candidates, acq, ref, sampler.feasible)
+        if expected is None:
+            continue  # nothing accepted: the fresh draw is tested above
+        assert sampler._choose(candidates, acq, ours, set()) == expected
+        assert ours.integers(1 << 30) == ref.integers(1 << 30)  # the stream is left where the loop leaves it
+    acq = np.zeros(len(candidates))
+    acq[3] = np.nan
+    with pytest.raises(NasError, match="NaN"):
+        sampler._choose(candidates, acq, np.random.default_rng(0), set())
