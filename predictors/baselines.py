@@ -1,6 +1,6 @@
 """Baseline predictors on fixed-length inputs: zero-cost proxies, a generic graph encoding, text n-grams.
 
-Three registered predictors, each a bag of ``bags`` models fitted on bootstrap resamples of the
+Four registered predictors, each a bag of ``bags`` models fitted on bootstrap resamples of the
 fitting set; ``mean`` is the bag average and ``std`` the spread across the bags (Breiman, "Bagging
 Predictors", Machine Learning 1996).
 
@@ -15,6 +15,10 @@ Predictors", Machine Learning 1996).
   scikit-learn's ``HashingVectorizer``), plus ``features`` if given. The ridge penalty is chosen by
   leave-one-out error over ``alphas`` (scikit-learn's ``RidgeCV``). A model is its coefficient vector
   and intercept, ``ŷ = x·w + b``.
+* ``capacity_ridge``: the same ridge on the network's capacity alone, ``log1p`` of its parameter count
+  and of its FLOPs (plus ``features`` if given). A baseline for transfer across spaces: capacity
+  means the same thing in every space, and a linear model keeps the direction it learned (on NB201,
+  the parameter count alone ranks CIFAR-10 test accuracy at Spearman 0.75).
 
 Missing feature values (NaN: a proxy that failed on one architecture) are replaced by the fitting
 set's column median for the trees and by the column mean (0 after standardizing) for ridge.
@@ -94,7 +98,20 @@ class RidgeConfig:
             raise PredictorError(f"invalid ridge settings: {self}")
 
 
-Cfg = TypeVar("Cfg", GBDTConfig, RidgeConfig)
+@dataclass(frozen=True)
+class CapacityConfig:
+    """Settings of the capacity baseline (``capacity_ridge``)."""
+
+    alphas: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 4, 13))
+    bags: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.bags < 1 or not self.alphas or min(self.alphas) <= 0:
+            raise PredictorError(f"invalid ridge settings: {self}")
+
+
+Cfg = TypeVar("Cfg", GBDTConfig, RidgeConfig, CapacityConfig)
 
 
 class _Bagged(abc.ABC):
@@ -250,28 +267,14 @@ class GraphGBDT(_TreeBaseline):
         return x if feats is None else np.concatenate([x, feats], axis=1)
 
 
-@PREDICTORS.register("text_ridge")
-class TextRidge(_Bagged):
-    """Ridge regression on hashed n-grams of the graph's text (and ``features``). See the module docstring."""
+class _RidgeBaseline(_Bagged):
+    """Standardized inputs, one ``RidgeCV`` per bag (penalty by leave-one-out error over ``alphas``)."""
 
-    name = "text_ridge"
-    config_class = RidgeConfig
-
-    def __init__(self, config: RidgeConfig | None = None, **overrides: Any) -> None:
+    def __init__(self, config: Any = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
         self._coef = np.zeros((0, 0))
         self._intercept = np.zeros(0)
         self._scaler = Standardizer(np.zeros(0), np.ones(0))
-
-    def _vectorizer(self) -> HashingVectorizer:
-        # stateless: rebuilt from the config on load, nothing of it is saved
-        return HashingVectorizer(analyzer=_identity, n_features=self.config.n_features, alternate_sign=False,
-                                 norm=None)
-
-    def _encode(self, graphs: Sequence[ArchGraph], feats: FloatArray | None) -> FloatArray:
-        counts = self._vectorizer().transform([text_tokens(g, ngram=self.config.ngram) for g in graphs])
-        x = np.log1p(counts.toarray())  # (n, n_features)
-        return x if feats is None else np.concatenate([x, feats], axis=1)
 
     def _fit_models(self, x: FloatArray, y: FloatArray, bags: list[npt.NDArray[np.int64]]) -> None:
         self._scaler = Standardizer.fit(x)
@@ -299,6 +302,42 @@ class TextRidge(_Bagged):
             raise PredictorFileError(f"{path}: ridge arrays do not fit the saved input width {self._width}")
         self._coef, self._intercept = coef, intercept
         self._scaler = Standardizer(arrays["mean"], arrays["scale"])
+
+
+@PREDICTORS.register("text_ridge")
+class TextRidge(_RidgeBaseline):
+    """Ridge regression on hashed n-grams of the graph's text (and ``features``). See the module docstring."""
+
+    name = "text_ridge"
+    config_class = RidgeConfig
+
+    def __init__(self, config: RidgeConfig | None = None, **overrides: Any) -> None:
+        super().__init__(config, **overrides)
+
+    def _vectorizer(self) -> HashingVectorizer:
+        # stateless: rebuilt from the config on load, nothing of it is saved
+        return HashingVectorizer(analyzer=_identity, n_features=self.config.n_features, alternate_sign=False,
+                                 norm=None)
+
+    def _encode(self, graphs: Sequence[ArchGraph], feats: FloatArray | None) -> FloatArray:
+        counts = self._vectorizer().transform([text_tokens(g, ngram=self.config.ngram) for g in graphs])
+        x = np.log1p(counts.toarray())  # (n, n_features)
+        return x if feats is None else np.concatenate([x, feats], axis=1)
+
+
+@PREDICTORS.register("capacity_ridge")
+class CapacityRidge(_RidgeBaseline):
+    """Ridge regression on ``log1p`` parameters and FLOPs (and ``features``). See the module docstring."""
+
+    name = "capacity_ridge"
+    config_class = CapacityConfig
+
+    def __init__(self, config: CapacityConfig | None = None, **overrides: Any) -> None:
+        super().__init__(config, **overrides)
+
+    def _encode(self, graphs: Sequence[ArchGraph], feats: FloatArray | None) -> FloatArray:
+        x = np.array([[np.log1p(g.params), np.log1p(g.flops)] for g in graphs], dtype=np.float64).reshape(-1, 2)
+        return x if feats is None else np.concatenate([x, feats], axis=1)
 
 
 def _identity(tokens: list[str]) -> list[str]:

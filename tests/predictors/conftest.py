@@ -21,6 +21,7 @@ FAST: dict[str, dict[str, Any]] = {
     "zc_gbdt": {"n_estimators": 15, "bags": 3},
     "graph_gbdt": {"n_estimators": 15, "bags": 3, "buckets": 32},
     "text_ridge": {"n_features": 256, "bags": 3},
+    "capacity_ridge": {"bags": 3},
     "kernel_latency": {"bags": 3},
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.linear_model import RidgeCV
 
-from predictors.baselines import GraphGBDT, TextRidge, ZeroCostGBDT
+from predictors.baselines import CapacityRidge, GraphGBDT, TextRidge, ZeroCostGBDT
 from predictors.encoders import GLOBAL_FEATURES
 from predictors.encodings import encoding_dim
 
@@ -42,3 +42,21 @@ def test_text_ridge_is_scikit_learns_ridge(graphs, targets) -> None:
     np.testing.assert_allclose(p.predict(graphs[TEST])[0], ref.predict(z[TEST]), rtol=1e-10)
     # the hashed counts are log1p(count) >= 0 and the same text gives the same row
     assert (x >= 0).all() and np.array_equal(p._encode(graphs[:1], None), x[:1])
+
+
+def test_capacity_ridge_is_ridge_on_log_params_and_flops(graphs, targets, features) -> None:
+    """The input is log1p(params), log1p(FLOPs) of the IR (then the features); the fit is scikit-learn's
+    RidgeCV on the standardized inputs; and a larger network gets a larger prediction when the targets
+    grow with capacity (the direction a transfer across spaces relies on)."""
+    p = CapacityRidge(bags=1).fit(graphs[TRAIN], targets[TRAIN], features=features[TRAIN])
+    x = p._encode(graphs, features)
+    np.testing.assert_array_equal(x[:, 0], np.log1p([g.params for g in graphs]))
+    np.testing.assert_array_equal(x[:, 1], np.log1p([g.flops for g in graphs]))
+    np.testing.assert_array_equal(x[:, 2:], features)
+    z = p._scaler.transform(x)
+    ref = RidgeCV(alphas=p.config.alphas).fit(z[TRAIN], targets[TRAIN])
+    np.testing.assert_allclose(p.predict(graphs[TEST], features=features[TEST])[0], ref.predict(z[TEST]), rtol=1e-10)
+    alone = CapacityRidge(bags=1).fit(graphs[TRAIN], targets[TRAIN])  # targets grow with log params
+    order = np.argsort([g.params for g in graphs[TEST]])
+    pred = alone.predict(graphs[TEST])[0]
+    assert pred[order[-1]] > pred[order[0]]
