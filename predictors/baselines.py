@@ -311,9 +311,6 @@ class TextRidge(_RidgeBaseline):
     name = "text_ridge"
     config_class = RidgeConfig
 
-    def __init__(self, config: RidgeConfig | None = None, **overrides: Any) -> None:
-        super().__init__(config, **overrides)
-
     def _vectorizer(self) -> HashingVectorizer:
         # stateless: rebuilt from the config on load, nothing of it is saved
         return HashingVectorizer(analyzer=_identity, n_features=self.config.n_features, alternate_sign=False,
@@ -331,9 +328,6 @@ class CapacityRidge(_RidgeBaseline):
 
     name = "capacity_ridge"
     config_class = CapacityConfig
-
-    def __init__(self, config: CapacityConfig | None = None, **overrides: Any) -> None:
-        super().__init__(config, **overrides)
 
     def _encode(self, graphs: Sequence[ArchGraph], feats: FloatArray | None) -> FloatArray:
         x = np.array([[np.log1p(g.params), np.log1p(g.flops)] for g in graphs], dtype=np.float64).reshape(-1, 2)
