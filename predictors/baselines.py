@@ -1,4 +1,5 @@
-"""Baseline predictors on fixed-length inputs: zero-cost proxies, a generic graph encoding, text n-grams.
+"""Baseline predictors on fixed-length inputs: zero-cost proxies, a generic graph encoding, text n-grams,
+capacity.
 
 Four registered predictors, each a bag of ``bags`` models fitted on bootstrap resamples of the
 fitting set; ``mean`` is the bag average and ``std`` the spread across the bags (Breiman, "Bagging
@@ -33,7 +34,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -110,8 +111,6 @@ class CapacityConfig:
         if self.bags < 1 or not self.alphas or min(self.alphas) <= 0:
             raise PredictorError(f"invalid ridge settings: {self}")
 
-
-Cfg = TypeVar("Cfg", GBDTConfig, RidgeConfig, CapacityConfig)
 
 
 class _Bagged(abc.ABC):
