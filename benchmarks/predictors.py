@@ -506,33 +506,47 @@ def _latency_run(r: Runner, lab: Any, device: str, m: str, s: int, train_rows: n
             **latency_metrics(pred, lab.y[test_rows])}
 
 
-def _measured_run(r: Runner, archs: list[str], y: np.ndarray, m: str, s: int, n_train: int) -> dict[str, Any]:
-    """Seed ``s``: a seeded split of the measured architectures, ``n_train`` to fit and the rest to test."""
+def _measured_run(r: Runner, archs: list[str], y: np.ndarray, m: str, s: int, n_train: int,
+                  device: str = "measured") -> dict[str, Any]:
+    """Seed ``s``: a seeded split of the measured architectures, ``n_train`` to fit and the rest to test;
+    ``device`` names the labels in the table (``measured``, or ``measured-pP`` for the least of P passes)."""
     from predictors.metrics import latency_metrics
 
     graphs = r.graphs("nb201", archs)
     order = np.random.default_rng(r.args.seed + s).permutation(len(archs))
     train, test = order[:n_train], order[n_train:]
     pred, fit_s = _fit_latency(m, s, archs, graphs, y, train, test)
-    return {"method": m, "device": "measured", "n": n_train, "n_test": len(test), "fit_seconds": fit_s,
+    return {"method": m, "device": device, "n": n_train, "n_test": len(test), "fit_seconds": fit_s,
             **latency_metrics(pred, y[test])}
 
 
-def _measure(r: Runner, archs: list[str], tag: str = "") -> np.ndarray:
-    from predictors.data import measured_latency
+def _measure(r: Runner, archs: list[str], tag: str = "", passes: int = 1) -> np.ndarray:
+    from predictors.data import measured_passes
 
     def show(done: int, total: int) -> None:
         if r.args.progress:
             print(f"  measured {done}/{total}", flush=True)
 
-    return measured_latency("nb201", archs, r.workdir, rounds=r.args.measured_rounds, tag=tag, progress=show)
+    return measured_passes("nb201", archs, r.workdir, passes=passes, rounds=r.args.measured_rounds, tag=tag,
+                           progress=show)
 
 
 def _remeasure(r: Runner, archs: list[str], y: np.ndarray) -> dict[str, Any]:
     from predictors.metrics import latency_metrics
 
-    again = _measure(r, archs, tag="-repeat")
+    again = _measure(r, archs, tag="-repeat")[0]
     return {"method": "ceiling_remeasure", "device": "measured", "n_test": len(archs), **latency_metrics(again, y)}
+
+
+def _half_passes(per_pass: np.ndarray, device: str) -> dict[str, Any]:
+    """How well a label of half the passes reproduces: the least of the first ``P // 2`` passes against
+    the least of the next ``P // 2``, on every measured architecture."""
+    from predictors.metrics import latency_metrics
+
+    h = len(per_pass) // 2
+    first, second = per_pass[:h].min(axis=0), per_pass[h:2 * h].min(axis=0)
+    return {"method": f"ceiling_passes_{h}v{h}", "device": device, "n_test": per_pass.shape[1],
+            **latency_metrics(first, second)}
 
 
 def run_latency(r: Runner, seeds: Sequence[int], methods: Sequence[str], n_train: int,
@@ -551,28 +565,34 @@ def run_latency(r: Runner, seeds: Sequence[int], methods: Sequence[str], n_train
         r.cached("latency", f"{device}-ceiling", 0, _literal_ceiling, device, r)
     if r.args.no_measured:
         return
-    # measured on this machine: what the cache holds (see predictors.data.measured_latency)
+    # measured on this machine: what the cache holds (see predictors.data.measured_passes)
     order = np.random.default_rng(r.args.seed).permutation(len(truth))
     archs = [truth.archs[i] for i in order[:r.args.measured_n]]
-    rounds = r.args.measured_rounds
+    rounds, passes = r.args.measured_rounds, r.args.measured_passes
     if r.args.measure:
-        y = _measure(r, archs)
+        per_pass = _measure(r, archs, passes=passes)
     else:
-        path = measured_cache_path("nb201", r.workdir, rounds=rounds)
-        have = json.loads(path.read_text()) if path.is_file() else {}
-        archs = [a for a in archs if a in have]
-        y = np.array([have[a] for a in archs])
+        have = [json.loads(path.read_text()) if path.is_file() else {}
+                for path in (measured_cache_path("nb201", r.workdir, rounds=rounds, measurement=k + 1)
+                             for k in range(passes))]
+        archs = [a for a in archs if all(a in h for h in have)]
+        per_pass = np.array([[h[a] for a in archs] for h in have]).reshape(passes, len(archs))
+    y = per_pass.min(axis=0)  # the least of the passes
     n_train = r.args.measured_train
     if len(archs) < n_train + 50:
-        log.warning("only %d measured architectures cached; run with --measure to measure %d", len(archs),
-                    r.args.measured_n)
+        log.warning("only %d measured architectures cached in all %d passes; run with --measure to measure %d",
+                    len(archs), passes, r.args.measured_n)
         return
+    device = "measured" if passes == 1 else f"measured-p{passes}"
+    label = f"measured-x{rounds}" + (f"-p{passes}" if passes > 1 else "")
     for s in seeds:
         for m in methods:
-            r.cached("latency", f"measured-x{rounds}-split-{m}-of{len(archs)}", s, _measured_run, r, archs, y, m, s,
-                     n_train)
-    if r.args.measure:
-        r.cached("latency", f"measured-x{rounds}-ceiling", 0, _remeasure, r, archs[:100], y[:100])
+            r.cached("latency", f"{label}-split-{m}-of{len(archs)}", s, _measured_run, r, archs, y, m, s, n_train,
+                     device)
+    if passes > 1:
+        r.cached("latency", f"{label}-ceiling-of{len(archs)}", 0, _half_passes, per_pass, device)
+    elif r.args.measure:
+        r.cached("latency", f"{label}-ceiling", 0, _remeasure, r, archs[:100], y[:100])
 
 
 # --------------------------------------------------------------------------- summary
@@ -680,6 +700,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--measure", action="store_true", help="measure missing onnxruntime latencies (slow)")
     p.add_argument("--measured-rounds", type=int, default=3,
                    help="measured latency: the least of this many interleaved rounds' medians (default 3)")
+    p.add_argument("--measured-passes", type=int, default=1,
+                   help="measured latency: passes over the whole set, one after another; the label is the least "
+                        "of them, and with 2 or more, half the passes against the other half is the noise "
+                        "ceiling (default 1)")
     p.add_argument("--workdir", default=str(Path.home() / ".cache" / "nas" / "bench-predictors"),
                    help="cache of graphs, measurements and per-seed results")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")

@@ -20,9 +20,10 @@ the same rows (NaN where the NB201 sample does not cover an architecture); the p
 invents a missing score.
 
 :func:`measured_latency` measures onnxruntime latency on this machine with
-:class:`~nas.hardware.MeasuredLatency` and keeps every result in a JSON file (one per thread count
-and settings) under a work folder, so a long measurement survives an interruption and is never
-repeated.
+:class:`~nas.hardware.MeasuredLatency`, in one or more passes over the architectures (the label is
+the least of the passes; :func:`measured_passes` gives each pass), and keeps every result in a JSON
+file (one per thread count, settings and pass) under a work folder, so a long measurement survives
+an interruption and is never repeated.
 """
 
 from __future__ import annotations
@@ -184,16 +185,21 @@ def genotype_onehot(space: str, archs: Sequence[str]) -> npt.NDArray[np.float64]
 
 
 def measured_cache_path(space: str, workdir: str | Path, *, threads: int = 1, warmup: int = 10, repeats: int = 30,
-                        rounds: int = 3, tag: str = "") -> Path:
-    """Where :func:`measured_latency` keeps its measurements with these settings."""
-    return Path(workdir) / f"measured-{space}-t{threads}-w{warmup}-r{repeats}-x{rounds}{tag}.json"
+                        rounds: int = 3, tag: str = "", measurement: int = 1) -> Path:
+    """Where :func:`measured_latency` keeps its measurements with these settings; ``measurement``
+    ``k > 1`` is the ``k``-th pass over the set (``...-passK.json``)."""
+    if measurement < 1:
+        raise PredictorError(f"measurement passes count from 1; got {measurement}")
+    suffix = f"-pass{measurement}" if measurement > 1 else ""
+    return Path(workdir) / f"measured-{space}-t{threads}-w{warmup}-r{repeats}-x{rounds}{tag}{suffix}.json"
 
 
-def measured_latency(
+def measured_passes(
     space: str,
     archs: Sequence[str],
     workdir: str | Path,
     *,
+    passes: int = 1,
     threads: int = 1,
     warmup: int = 10,
     repeats: int = 30,
@@ -202,28 +208,63 @@ def measured_latency(
     tag: str = "",
     progress: Callable[[int, int], None] | None = None,
 ) -> npt.NDArray[np.float64]:
-    """onnxruntime latency in ms of each of ``archs`` on this machine, measured by
-    :class:`~nas.hardware.MeasuredLatency` (BENCHMARKS.md: batch 1, ``threads`` intra-op threads,
-    ``warmup`` untimed runs, the median of ``repeats``; the least over ``rounds`` rounds interleaved
-    across ``chunk`` architectures at a time), cached in :func:`measured_cache_path`; the cache is
-    rewritten after every chunk. A ``tag`` keeps a second, independent measurement (the benchmark's
-    noise estimate). ``progress(done, len(archs))`` is called after each chunk measured."""
+    """onnxruntime latency in ms, ``(passes, len(archs))``: row ``k`` is the ``k+1``-th pass over
+    ``archs``, each measured by :class:`~nas.hardware.MeasuredLatency` (BENCHMARKS.md: batch 1,
+    ``threads`` intra-op threads, ``warmup`` untimed runs, the median of ``repeats``; the least over
+    ``rounds`` rounds interleaved across ``chunk`` architectures at a time).
+
+    A pass measures every architecture before the next pass starts, so passes lie minutes apart: a
+    slow period of a shared machine (another job, a lower clock) slows whole chunks of one pass, and
+    a later pass meets it elsewhere. Each pass is cached in its own file
+    (:func:`measured_cache_path`), rewritten after every chunk, so an interrupted measurement resumes
+    where it stopped and nothing is measured twice. A ``tag`` keeps a separate measurement.
+    ``progress(done, passes * len(archs))`` is called after each chunk measured."""
     from nas.hardware import MeasuredLatency
     from search_spaces import space_from_spec
 
+    if passes < 1:
+        raise PredictorError(f"passes must be at least 1; got {passes}")
     sp = space_from_spec(space)
-    path = measured_cache_path(space, workdir, threads=threads, warmup=warmup, repeats=repeats, rounds=rounds,
-                               tag=tag)
-    cache: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
     model = MeasuredLatency(threads=threads, warmup=warmup, repeats=repeats, rounds=rounds, chunk=chunk)
-    todo = list(dict.fromkeys(a for a in archs if a not in cache))
-    for i in range(0, len(todo), chunk):
-        part = todo[i:i + chunk]
-        cache.update(zip(part, model.costs([sp.to_graph(sp.parse(a)) for a in part]), strict=True))
-        _write_json(path, cache)
-        if progress is not None:
-            progress(len(archs) - len(todo) + min(i + chunk, len(todo)), len(archs))
-    return np.array([cache[a] for a in archs], dtype=np.float64)
+    total = passes * len(archs)
+    out = np.empty((passes, len(archs)), dtype=np.float64)
+    for k in range(passes):
+        path = measured_cache_path(space, workdir, threads=threads, warmup=warmup, repeats=repeats, rounds=rounds,
+                                   tag=tag, measurement=k + 1)
+        cache: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
+        todo = list(dict.fromkeys(a for a in archs if a not in cache))
+        before = (k + 1) * len(archs) - len(todo)
+        for i in range(0, len(todo), chunk):
+            part = todo[i:i + chunk]
+            cache.update(zip(part, model.costs([sp.to_graph(sp.parse(a)) for a in part]), strict=True))
+            _write_json(path, cache)
+            if progress is not None:
+                progress(before + min(i + chunk, len(todo)), total)
+        out[k] = [cache[a] for a in archs]
+    return out
+
+
+def measured_latency(
+    space: str,
+    archs: Sequence[str],
+    workdir: str | Path,
+    *,
+    passes: int = 1,
+    threads: int = 1,
+    warmup: int = 10,
+    repeats: int = 30,
+    rounds: int = 3,
+    chunk: int = 25,
+    tag: str = "",
+    progress: Callable[[int, int], None] | None = None,
+) -> npt.NDArray[np.float64]:
+    """onnxruntime latency in ms of each of ``archs`` on this machine: the least over ``passes``
+    passes of :func:`measured_passes` (same settings and cache). Noise on a shared machine only ever
+    adds time, so the least of passes taken minutes apart is the steadiest label."""
+    per_pass = measured_passes(space, archs, workdir, passes=passes, threads=threads, warmup=warmup,
+                               repeats=repeats, rounds=rounds, chunk=chunk, tag=tag, progress=progress)
+    out: npt.NDArray[np.float64] = per_pass.min(axis=0)
+    return out
 
 
 def _write_json(path: Path, payload: object) -> None:

@@ -67,3 +67,43 @@ def test_measured_latency_seeds_split_the_measured_architectures(tmp_path: Path,
         assert res["n"] == 20 and res["n_test"] == 10 and res["within_10pct"] == 1.0
     assert not np.array_equal(splits[0][0], splits[1][0])  # the seeds split differently
     assert np.array_equal(splits[2][0], np.random.default_rng(2).permutation(30)[:20])  # seeded
+
+
+def test_measured_passes_label_with_their_least_and_half_against_half_is_the_ceiling(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From cached passes: only architectures measured in every pass are used, each labelled with the
+    least of its passes, and the first half of the passes is scored against the second half."""
+    import benchmarks.predictors as bp
+    from predictors.data import Labelled, measured_cache_path
+
+    archs = tuple(f"a{i}" for i in range(70))
+    args = argparse.Namespace(data_dir=None, workdir=str(tmp_path), progress=False, seed=0, n_test=10,
+                              no_measured=False, measured_n=70, measured_rounds=3, measured_passes=3,
+                              measure=False, measured_train=10)
+    runner = Runner(args)
+    monkeypatch.setattr(runner, "labelled", lambda space, target: Labelled(space, target, archs, np.zeros(70)))
+    monkeypatch.setattr(runner, "graphs", lambda space, a: list(a))
+    rng = np.random.default_rng(0)
+    passes = 1.0 + rng.random((3, 70))
+    passes[1, :35] = passes[0, :35] * 1.05  # pass 2 reads half the architectures 5% slower than pass 1
+    passes[1, 35:] = passes[0, 35:] * 1.5  # and the other half 50% slower
+    for k in range(3):
+        table = dict(zip(archs, passes[k].tolist(), strict=True))
+        if k == 2:
+            del table["a3"]  # not measured in pass 3: left out
+        measured_cache_path("nb201", tmp_path, measurement=k + 1).write_text(json.dumps(table))
+    labels = {}
+
+    def fake_fit(m, s, archs, graphs, y, train, test):  # type: ignore[no-untyped-def]
+        labels[s] = dict(zip(archs, y, strict=True))
+        return y[test], 0.0
+
+    monkeypatch.setattr(bp, "_fit_latency", fake_fit)
+    bp.run_latency(runner, [0], ["kernel_latency"], 10, devices=())
+    expected = {a: passes[:, i].min() for i, a in enumerate(archs) if a != "a3"}
+    assert labels[0] == pytest.approx(expected)
+    rows = {c["method"]: c for c in runner.all_cached("latency")}
+    assert rows["kernel_latency"]["device"] == "measured-p3" and rows["kernel_latency"]["n_test"] == 59
+    ceiling = rows["ceiling_passes_1v1"]
+    assert ceiling["device"] == "measured-p3" and ceiling["n_test"] == 69
+    assert ceiling["within_10pct"] == pytest.approx(34 / 69)  # a3 (5% off) is out; a0-a2, a4-a34 are within

@@ -85,3 +85,41 @@ def test_measured_latency_is_cached_and_reports_progress(tmp_path) -> None:
     again = measured_latency("nb201", archs[::-1], tmp_path, progress=lambda d, t: seen.append((d, t)), **kw)
     np.testing.assert_array_equal(again, y[::-1])  # read back, not measured again
     assert seen == []
+
+
+def test_measured_passes_measure_the_whole_set_in_turn_and_the_label_is_their_least(tmp_path, monkeypatch) -> None:
+    """Each pass measures every architecture before the next starts, into its own file; an interrupted
+    pass resumes without measuring again what it has; the label is the elementwise least of passes."""
+    from nas.hardware import MeasuredLatency
+    from predictors.data import measured_cache_path, measured_latency, measured_passes
+
+    archs = ["|skip_connect~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|",
+             "|avg_pool_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|",
+             "|nor_conv_1x1~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|"]
+    calls: list[int] = []
+    values = iter([5.0, 1.0, 4.0, 2.0, 3.0, 6.0])  # pass 1: 5, 1, 4; pass 2: 2, 3, 6 (one graph per chunk)
+
+    def fake_costs(self, graphs):  # type: ignore[no-untyped-def]
+        calls.append(len(graphs))
+        return [next(values) for _ in graphs]
+
+    monkeypatch.setattr(MeasuredLatency, "costs", fake_costs)
+    kw = {"chunk": 1}
+    seen: list[tuple[int, int]] = []
+    per_pass = measured_passes("nb201", archs, tmp_path, passes=2, progress=lambda d, t: seen.append((d, t)), **kw)
+    np.testing.assert_array_equal(per_pass, [[5.0, 1.0, 4.0], [2.0, 3.0, 6.0]])
+    assert seen == [(1, 6), (2, 6), (3, 6), (4, 6), (5, 6), (6, 6)]
+    first, second = (measured_cache_path("nb201", tmp_path, measurement=k) for k in (1, 2))
+    assert first.name == "measured-nb201-t1-w10-r30-x3.json"  # pass 1 keeps the single-pass file
+    assert second.name == "measured-nb201-t1-w10-r30-x3-pass2.json"
+    assert json.loads(second.read_text()) == dict(zip(archs, [2.0, 3.0, 6.0], strict=True))
+    # an interrupted third pass: one architecture measured; the rest is measured, nothing else
+    third = measured_cache_path("nb201", tmp_path, measurement=3)
+    third.write_text(json.dumps({archs[1]: 0.5}))
+    values = iter([7.0, 0.25])
+    calls.clear()
+    y = measured_latency("nb201", archs, tmp_path, passes=3, **kw)
+    assert calls == [1, 1]
+    np.testing.assert_array_equal(y, [2.0, 0.5, 0.25])  # the least of (5, 2, 7), (1, 3, 0.5), (4, 6, 0.25)
+    with pytest.raises(PredictorError, match="at least 1"):
+        measured_passes("nb201", archs, tmp_path, passes=0)
