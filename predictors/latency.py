@@ -79,6 +79,7 @@ class KernelLatencyConfig:
     """Settings of :class:`KernelLatency`. ``label`` names what is predicted (``table:pixel3``,
     ``measured``, ...); it is saved with the predictor and shown by the CLI and the cost model."""
 
+    keys: str = "ir"
     edge_keys: bool = True
     fanout_keys: bool = True
     flops_terms: bool = True
@@ -91,6 +92,8 @@ class KernelLatencyConfig:
     def __post_init__(self) -> None:
         if self.bags < 1 or not self.alphas or min(self.alphas) <= 0:
             raise PredictorError(f"kernel_latency needs bags >= 1 and positive alphas; got {self.bags}, {self.alphas}")
+        if self.keys not in ("ir", "runtime"):
+            raise PredictorError(f"kernel_latency keys are 'ir' or 'runtime'; got {self.keys!r}")
 
 
 def _node_key(node: Any) -> str:
@@ -118,6 +121,45 @@ def kernel_keys(graph: ArchGraph, *, edges: bool = True, fanout: bool = True) ->
         if fanout:
             out[f"F:{key}|out{min(consumers[n.name], 4)}"] += 1
     return out
+
+
+#: runtime_kernel_keys by graph fingerprint (an export costs a few tenths of a second; keys are small)
+_RUNTIME_KEYS: dict[str, Counter[str]] = {}
+_RUNTIME_KEYS_MAX = 200_000
+
+
+def runtime_kernel_keys(graph: ArchGraph) -> Counter[str]:
+    """The kernels onnxruntime runs for ``graph`` on this machine (:func:`nas.hardware.runtime_graph`),
+    counted by ``R:domain:op|attributes|weight shapes``: the op with its kernel, stride, padding,
+    dilation, group and fused-activation attributes, and the shapes of its weight inputs (which give
+    a kernel's channels, so a convolution of each stage has its own key). What the optimizer removed
+    (a branch whose output does not depend on the input, folded to a constant) costs nothing here,
+    and a fused Conv+Relu is one kernel. Ops without weights (Add, pooling, layout reorders) carry no
+    shape: their keys pool every stage. Cached by fingerprint for the process."""
+    import onnx
+
+    from nas.hardware import runtime_graph
+
+    fp = graph.fingerprint()
+    hit = _RUNTIME_KEYS.get(fp)
+    if hit is not None:
+        return Counter(hit)
+    model = runtime_graph(graph)
+    shapes = {t.name: tuple(int(d) for d in t.dims) for t in model.graph.initializer}
+    out: Counter[str] = Counter()
+    for n in model.graph.node:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        parts = [f"{n.domain or 'ai.onnx'}:{n.op_type}"]
+        for name in ("kernel_shape", "strides", "pads", "dilations", "group", "activation"):
+            if name in attrs:
+                v = attrs[name]
+                v = v.decode() if isinstance(v, bytes) else tuple(v) if isinstance(v, list | tuple) else v
+                parts.append(f"{name}={v}")
+        parts.append(f"w{[shapes[i] for i in n.input if i in shapes]}")
+        out["R:" + "|".join(parts)] += 1
+    if len(_RUNTIME_KEYS) < _RUNTIME_KEYS_MAX:
+        _RUNTIME_KEYS[fp] = out
+    return Counter(out)
 
 
 def flops_by_op(graph: ArchGraph) -> FloatArray:
@@ -157,6 +199,8 @@ class KernelLatency:
 
     def _counts(self, graphs: Sequence[ArchGraph]) -> list[Counter[str]]:
         cfg = self.config
+        if cfg.keys == "runtime":
+            return [runtime_kernel_keys(g) for g in graphs]
         return [kernel_keys(g, edges=cfg.edge_keys, fanout=cfg.fanout_keys) for g in graphs]
 
     def _matrix(self, graphs: Sequence[ArchGraph], counts: Sequence[Counter[str]],
@@ -249,3 +293,14 @@ class KernelLatency:
         self._coef, self._intercept, self._alpha, self._fill = coef, intercept, archive.arrays["alpha"], fill
         self._fitted = True
         return self
+
+
+@PREDICTORS.register("runtime_latency")
+class RuntimeLatency(KernelLatency):
+    """:class:`KernelLatency` on the kernels onnxruntime runs (``keys="runtime"``,
+    :func:`runtime_kernel_keys`): for latency measured with onnxruntime on this machine (``measured``)."""
+
+    name = "runtime_latency"
+
+    def __init__(self, config: KernelLatencyConfig | None = None, **overrides: Any) -> None:
+        super().__init__(config or KernelLatencyConfig(keys="runtime"), **overrides)

@@ -23,6 +23,7 @@ FAST: dict[str, dict[str, Any]] = {
     "text_ridge": {"n_features": 256, "bags": 3},
     "capacity_ridge": {"bags": 3},
     "kernel_latency": {"bags": 3},
+    "runtime_latency": {"bags": 3},
 }
 
 SPACE = NB201Space(c=4, n=1)

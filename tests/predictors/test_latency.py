@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from nas.errors import PredictorError, PredictorFileError, SearchError
 from nas.hardware import COST_MODELS, PredictedLatency, cost_model_from_spec
 from nas.ir.features import OP_VOCAB
-from predictors.latency import KernelLatency, flops_by_op, kernel_keys
+from predictors.latency import KernelLatency, RuntimeLatency, flops_by_op, kernel_keys, runtime_kernel_keys
 from tests.predictors.conftest import SPACE
 
 #: ms per node of each op in a synthetic device whose latency is exactly additive over nodes
@@ -127,3 +128,73 @@ def test_genotype_features_give_back_what_the_ir_merges(data_dir) -> None:
     assert np.abs(mean / y[100:] - 1).max() < 0.01
     ir_only, _ = KernelLatency(bags=1).fit(graphs[:100], y[:100]).predict(graphs[100:])
     assert np.abs(ir_only / y[100:] - 1).max() > 0.05  # what the IR alone cannot see
+
+
+#: a cell whose output does not depend on its input (every path into node 3 is ``none``), and one with a conv
+CONSTANT_CELL = "|skip_connect~0|+|none~0|avg_pool_3x3~1|+|none~0|none~1|none~2|"
+CONV_CELL = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|"
+
+
+def test_runtime_graph_computes_what_the_export_computes_and_drops_what_is_constant() -> None:
+    """Reference: the optimized graph gives the exported network's output on the same input, and a
+    network whose cells ignore their input keeps no cell kernel (the optimizer folds it away)."""
+    import onnxruntime as ort
+
+    from nas.hardware import _export, runtime_graph
+
+    rng = np.random.default_rng(0)
+    for arch, folds in ((CONV_CELL, False), (CONSTANT_CELL, True)):
+        graph = SPACE.to_graph(SPACE.parse(arch))
+        exported, optimized = _export(graph), runtime_graph(graph)
+        x = rng.normal(size=tuple(graph.inputs[0].out_shapes[0])).astype(np.float32)
+        plain = ort.SessionOptions()
+        plain.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        outs = [ort.InferenceSession(m.SerializeToString(), plain, providers=["CPUExecutionProvider"])
+                .run(None, {m.graph.input[0].name: x})[0] for m in (exported, optimized)]
+        np.testing.assert_allclose(outs[1], outs[0], rtol=1e-4, atol=1e-5)
+        convs = [n for n in optimized.graph.node if n.op_type == "Conv"]
+        assert (len(convs) == 1) == folds  # folded: the stem's convolution alone is left
+        assert len(optimized.graph.node) < len(exported.graph.node)
+
+
+def test_runtime_kernel_keys_count_the_optimized_kernels_once_per_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nas.hardware as hardware
+
+    calls = []
+    real = hardware.runtime_graph
+
+    def spy(graph, threads=1):  # type: ignore[no-untyped-def]
+        calls.append(graph.fingerprint())
+        return real(graph, threads)
+
+    monkeypatch.setattr(hardware, "runtime_graph", spy)
+    conv, constant = (SPACE.to_graph(SPACE.parse(a)) for a in (CONV_CELL, CONSTANT_CELL))
+    keys = runtime_kernel_keys(conv)
+    assert all(k.startswith("R:") for k in keys)
+    for side in (1, 3):  # every convolution of a live network is run (fused with its Relu or not)
+        runtime = sum(v for k, v in keys.items() if ":Conv|" in k and f"kernel_shape=({side}, {side})" in k)
+        assert runtime == sum(1 for n in conv if n.op == "Conv" and tuple(n.attrs["kernel"]) == (side, side)) > 0
+    assert len({k for k in keys if ":Conv|" in k}) >= 4  # the stages' weight shapes tell their kernels apart
+    assert sum(v for k, v in runtime_kernel_keys(constant).items() if ":Conv|" in k) == 1
+    again = runtime_kernel_keys(SPACE.to_graph(SPACE.parse(CONV_CELL)))  # a new graph, the same fingerprint
+    assert again == keys and calls.count(conv.fingerprint()) <= 1
+    again["R:extra"] += 1  # the caller's copy: the cache is unchanged
+    assert "R:extra" not in runtime_kernel_keys(conv)
+
+
+def test_runtime_latency_fits_on_the_runtime_keys_and_round_trips(pool, tmp_path: Path) -> None:
+    """An exactly additive function of the runtime kernels is recovered; the setting survives a save."""
+    graphs = pool[:60]
+    keys = [runtime_kernel_keys(g) for g in graphs]
+    cost = {k: 0.1 + zlib.crc32(k.encode()) % 7 / 10 for k in set().union(*keys)}
+    y = np.array([1.0 + sum(cost[k] * v for k, v in c.items()) for c in keys])
+    model = RuntimeLatency(bags=1, flops_terms=False, alphas=(1e-6,)).fit(graphs[:45], y[:45])
+    assert model.config.keys == "runtime" and set(model.vocab) <= set(cost)
+    assert model.coverage(graphs[45:]).min() == 1.0
+    np.testing.assert_allclose(model.predict(graphs[45:])[0], y[45:], rtol=0.02)
+    model.save(tmp_path / "r.nasp")
+    back = RuntimeLatency.load(tmp_path / "r.nasp")
+    assert back.config.keys == "runtime"
+    np.testing.assert_array_equal(back.predict(graphs[45:])[0], model.predict(graphs[45:])[0])
+    with pytest.raises(PredictorError, match="'ir' or 'runtime'"):
+        KernelLatency(keys="onnx")
