@@ -40,15 +40,20 @@ Experiments (BENCHMARKS.md, "Predictors" and "Latency"):
   ``gold_6226``), 1,000 held out; ``kernel_latency``, ``graph_gbdt`` and a GNN (``gennape``, MSE);
   share within ±10%, RMSE, ρ. A method ``NAME+geno`` also takes the literal genotype's one-hot
   encoding as features (:func:`predictors.data.genotype_onehot`; see the notes below).
-  ``measured``: onnxruntime latency on this machine (:func:`predictors.data.measured_latency`: batch
+  ``measured``: onnxruntime latency on this machine (:func:`predictors.data.measured_passes`: batch
   1, 1 thread, 10 warm-up runs, median of 30, the least of ``--measured-rounds`` rounds interleaved
-  across 25 architectures), cached in ``--workdir``; per seed, a seeded split of the measured
-  architectures: 500 to train, the rest to test. Two ceilings say what any predictor could reach:
+  across 25 architectures; with ``--measured-passes P`` the whole set is measured P times, one pass
+  after another, and each architecture is labelled with the least of its passes; the table's device
+  is then ``measured-pP``), cached in ``--workdir``; per seed, a seeded split of the measured
+  architectures: 500 to train, the rest to test. ``runtime_latency`` (the kernel model on the
+  kernels onnxruntime runs) belongs here. Two ceilings say what any predictor could reach:
   ``ceiling_literal``, a ridge model with all interactions up to order 3 of the literal cell's
   one-hot genotype, fitted on 12,000 architectures and scored on its own training set (the share of
   the table that *any* function of the genotype matches within ±10%: below 100% only through
-  measurement noise); and for
-  ``measured``, a second independent measurement of 100 architectures against the first.
+  measurement noise); and for ``measured``, how well the labels reproduce: with one pass, a second
+  measurement of 100 architectures against the first (minutes later); with P passes, the least of
+  the first P // 2 passes against the least of the next P // 2 (``ceiling_passes_HvH``) and, from 4
+  passes, the first pass against the second (``ceiling_passes_1v1``), over every measured architecture.
 
 Notes on the latency figures. HW-NAS-Bench's ``fpga`` and ``eyeriss`` latencies are exactly linear
 in the *literal* cell's op counts (``opcount_linear_within_10pct`` = 1.0: four numbers fit all 15,625),
@@ -589,8 +594,10 @@ def run_latency(r: Runner, seeds: Sequence[int], methods: Sequence[str], n_train
         for m in methods:
             r.cached("latency", f"{label}-split-{m}-of{len(archs)}", s, _measured_run, r, archs, y, m, s, n_train,
                      device)
-    if passes > 1:
+    if passes > 1:  # the least of half the passes against the other half, and one pass against the next
         r.cached("latency", f"{label}-ceiling-of{len(archs)}", 0, _half_passes, per_pass, device)
+        if passes > 3:
+            r.cached("latency", f"{label}-ceiling1-of{len(archs)}", 0, _half_passes, per_pass[:2], device)
     elif r.args.measure:
         r.cached("latency", f"{label}-ceiling", 0, _remeasure, r, archs[:100], y[:100])
 

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 LATENCY_DEFAULT = "kernel_latency"
+#: for onnxruntime latency measured here: the kernel model on the kernels onnxruntime runs
+MEASURED_DEFAULT = "runtime_latency"
 ACCURACY_DEFAULT = "gennape"
 
 
@@ -47,7 +49,8 @@ def register(sub: Any) -> None:
     t.add_argument("--seed", type=int, default=0, help="seed of the sample and of the predictor (default 0)")
     t.add_argument("-o", "--output", required=True, help="the .nasp archive to write")
     t.add_argument("--predictor", default=None,
-                   help=f"a registered predictor (default {ACCURACY_DEFAULT}; {LATENCY_DEFAULT} for latency)")
+                   help=f"a registered predictor (default {ACCURACY_DEFAULT}; {LATENCY_DEFAULT} for a latency "
+                        f"table, {MEASURED_DEFAULT} for measured)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field of the predictor, e.g. --set members=2 (repeatable)")
     _common(t)
@@ -76,6 +79,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="reference data folder (default: $NAS_DATA)")
     p.add_argument("--workdir", default=None,
                    help="cache of onnxruntime measurements for --target measured (default ~/.cache/nas/measured)")
+    p.add_argument("--passes", type=int, default=1,
+                   help="--target measured: passes over the architectures, minutes apart; each is labelled "
+                        "with the least of its passes, steadier on a shared machine (default 1)")
     p.add_argument("--threads", type=int, default=1, help="torch threads while fitting (default 1)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")
 
@@ -128,8 +134,9 @@ def _labels(space: str, target: str, rows: Any, archs: tuple[str, ...], args: ar
         from tqdm import tqdm
 
         chosen = [archs[i] for i in rows]
-        with tqdm(total=len(chosen), desc="measure", unit="arch", disable=args.json, file=sys.stderr) as bar:
-            return measured_latency(space, chosen, _workdir(args), threads=1,
+        with tqdm(total=len(chosen) * args.passes, desc="measure", unit="arch", disable=args.json,
+                  file=sys.stderr) as bar:
+            return measured_latency(space, chosen, _workdir(args), threads=1, passes=args.passes,
                                     progress=lambda done, total: bar.update(done - bar.n))
     return np.asarray(labelled(space, target, args.data_dir).y)[rows]
 
@@ -158,14 +165,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     space = canonical_space(args.space)
     target = _normalize_target(space, args.target, args.data_dir)
     latency = _is_latency(target)
-    name = args.predictor or (LATENCY_DEFAULT if latency else ACCURACY_DEFAULT)
+    default = (MEASURED_DEFAULT if target == "measured" else LATENCY_DEFAULT) if latency else ACCURACY_DEFAULT
+    name = args.predictor or default
     if name not in PREDICTORS:
         raise PredictorError(f"unknown predictor {name!r}; valid: {', '.join(PREDICTORS.names())}")
     if name == "zc_gbdt":
         raise PredictorError("zc_gbdt needs zero-cost proxy features, which `nas predictor train` does not compute; "
                              "use the Python API (predictors.data.zc_features) or another predictor")
     overrides = _overrides(args.set)
-    if name == LATENCY_DEFAULT:
+    if name in (LATENCY_DEFAULT, MEASURED_DEFAULT):
         overrides.setdefault("label", target if target == "measured" else f"table:{target.split(':', 1)[1]}")
         overrides.setdefault("seed", args.seed)
     elif "seed" not in overrides:

@@ -107,3 +107,4 @@ def test_measured_passes_label_with_their_least_and_half_against_half_is_the_cei
     ceiling = rows["ceiling_passes_1v1"]
     assert ceiling["device"] == "measured-p3" and ceiling["n_test"] == 69
     assert ceiling["within_10pct"] == pytest.approx(34 / 69)  # a3 (5% off) is out; a0-a2, a4-a34 are within
+    assert "ceiling_passes_2v2" not in rows  # 3 passes: one against one only

@@ -94,3 +94,26 @@ def test_latency_predictor_in_search(tmp_path: Path, data_dir, capsys) -> None:
     assert best["costs"]["predicted"] == pytest.approx(float(load_predictor(lat).predict([g])[0][0]))
     lines = [json.loads(x) for x in (tmp_path / "run" / "candidates.jsonl").read_text().splitlines()]
     assert all(np.isfinite(x["value"]) for x in lines if x["status"] == "evaluated")
+
+
+def test_train_on_measured_latency_in_passes(tmp_path: Path, data_dir, capsys, monkeypatch) -> None:
+    """--target measured --passes 2 measures the sample twice, each pass in its own file, and fits."""
+    from nas.hardware import MeasuredLatency
+    from predictors.data import measured_cache_path
+
+    calls: list[int] = []
+
+    def fake_costs(self, graphs):  # type: ignore[no-untyped-def]
+        calls.append(len(graphs))
+        return [1.0 + 0.01 * g.flops / 1e6 + len(calls) for g in graphs]  # a later pass reads slower
+
+    monkeypatch.setattr(MeasuredLatency, "costs", fake_costs)
+    path = tmp_path / "lat.nasp"
+    run(capsys, "predictor", "train", "--target", "measured", "--passes", "2", "--n", "10", "-o", str(path),
+        "--workdir", str(tmp_path), "--data-dir", str(data_dir), "--json")
+    first, second = (json.loads(measured_cache_path("nb201", tmp_path, measurement=k).read_text()) for k in (1, 2))
+    assert set(first) == set(second) and len(first) == 10 and sum(calls) == 20
+    assert all(second[a] > first[a] for a in first)
+    assert provenance(path)["target"] == "measured"
+    model = load_predictor(path)
+    assert model.name == "runtime_latency" and model.label == "measured"  # type: ignore[attr-defined]
