@@ -34,7 +34,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -225,10 +225,11 @@ def measured_passes(
     if passes < 1:
         raise PredictorError(f"passes must be at least 1; got {passes}")
     sp = space_from_spec(space)
-    model = MeasuredLatency(threads=threads, warmup=warmup, repeats=repeats, rounds=rounds, chunk=chunk)
     total = passes * len(archs)
     out = np.empty((passes, len(archs)), dtype=np.float64)
     for k in range(passes):
+        # a fresh model per pass: its cache answers an isomorphic architecture within the pass only
+        model = MeasuredLatency(threads=threads, warmup=warmup, repeats=repeats, rounds=rounds, chunk=chunk)
         path = measured_cache_path(space, workdir, threads=threads, warmup=warmup, repeats=repeats, rounds=rounds,
                                    tag=tag, measurement=k + 1)
         cache: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
@@ -244,25 +245,12 @@ def measured_passes(
     return out
 
 
-def measured_latency(
-    space: str,
-    archs: Sequence[str],
-    workdir: str | Path,
-    *,
-    passes: int = 1,
-    threads: int = 1,
-    warmup: int = 10,
-    repeats: int = 30,
-    rounds: int = 3,
-    chunk: int = 25,
-    tag: str = "",
-    progress: Callable[[int, int], None] | None = None,
-) -> npt.NDArray[np.float64]:
-    """onnxruntime latency in ms of each of ``archs`` on this machine: the least over ``passes``
-    passes of :func:`measured_passes` (same settings and cache). Noise on a shared machine only ever
+def measured_latency(space: str, archs: Sequence[str], workdir: str | Path, **settings: Any) -> npt.NDArray[np.float64]:
+    """onnxruntime latency in ms of each of ``archs`` on this machine: the least over the passes of
+    :func:`measured_passes` (same keywords: ``passes``, ``threads``, ``warmup``, ``repeats``,
+    ``rounds``, ``chunk``, ``tag``, ``progress``; same cache). Noise on a shared machine only ever
     adds time, so the least of passes taken minutes apart is the steadiest label."""
-    per_pass = measured_passes(space, archs, workdir, passes=passes, threads=threads, warmup=warmup,
-                               repeats=repeats, rounds=rounds, chunk=chunk, tag=tag, progress=progress)
+    per_pass = measured_passes(space, archs, workdir, **settings)
     out: npt.NDArray[np.float64] = per_pass.min(axis=0)
     return out
 

@@ -123,3 +123,22 @@ def test_measured_passes_measure_the_whole_set_in_turn_and_the_label_is_their_le
     np.testing.assert_array_equal(y, [2.0, 0.5, 0.25])  # the least of (5, 2, 7), (1, 3, 0.5), (4, 6, 0.25)
     with pytest.raises(PredictorError, match="at least 1"):
         measured_passes("nb201", archs, tmp_path, passes=0)
+
+
+def test_every_pass_measures_again(tmp_path, monkeypatch) -> None:
+    """Passes in one call are separate measurements: no pass is answered from another's results."""
+    import nas.hardware as hardware
+    from predictors.data import measured_passes
+
+    archs = ["|skip_connect~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|",
+             "|nor_conv_1x1~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|"]
+    timed = []
+
+    def fake_measure(models, threads, warmup, repeats, rounds):  # type: ignore[no-untyped-def]
+        timed.append(len(models))
+        return [float(len(timed))] * len(models)
+
+    monkeypatch.setattr(hardware, "measure_onnx_many", fake_measure)
+    per_pass = measured_passes("nb201", archs, tmp_path, passes=3, chunk=2)
+    assert timed == [2, 2, 2]
+    np.testing.assert_array_equal(per_pass, [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
