@@ -725,6 +725,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(experiments) - set(EXPERIMENTS))
     if unknown:
         p.error(f"unknown experiments {unknown}; valid: {', '.join(EXPERIMENTS)}")
+    if args.measured_passes < 1 or args.measured_rounds < 1:
+        p.error(f"--measured-passes and --measured-rounds must be at least 1; got {args.measured_passes}, "
+                f"{args.measured_rounds}")
     ns = [int(x) for x in args.ns.split(",")]
     try:
         directions = zs_directions(args.zs_directions)
