@@ -372,6 +372,48 @@ class GennapePredictor:
                 member.scaler = Standardizer.fit(_embed(member.encoder, data))
         return self
 
+    def finetune(self, graphs: Sequence[ArchGraph], y: npt.ArrayLike, *, features: npt.ArrayLike | None = None,
+                 epochs: int | None = None) -> GennapePredictor:
+        """Fine-tune a fitted predictor on a few labelled ``graphs`` of a new domain (another space, another
+        target).
+
+        The encoders, the cluster centres and the input standardization stay as they are (call
+        :meth:`adapt` on the new domain's unlabelled graphs first when it is another space); the targets
+        are standardized anew on ``y``, since a source's accuracies say nothing of the scale of the new
+        ones; and every member's heads go on training from their fitted weights on ``graphs`` for
+        ``epochs`` (default ``config.epochs``) with the fitting loss and schedule. So the heads start
+        from what the source taught them instead of from a random draw, which is the difference from
+        fitting on ``graphs`` alone. Returns ``self``.
+
+        Measured (``python -m benchmarks.predictors --experiments zeroshot``, key ``gennape+tune50``; 500
+        NB201 architectures, then 50 of the target space, the rest of it tested, Spearman's ρ over 5
+        seeds): NB301 0.719 ± 0.026 against 0.690 ± 0.050 for the 50 alone and 0.588 ± 0.054 for one
+        fit on the source and the 50 together; NB101 0.890 ± 0.030 against 0.892 and 0.908.
+        """
+        if not self._fitted:
+            raise PredictorError("GennapePredictor.finetune before fit (or load)")
+        cfg = self.config
+        graphs = check_graphs(graphs)
+        target = check_targets(graphs, y, minimum=2)
+        feats = check_features(features, len(graphs), width=self._n_features)
+        if self._n_features and feats is None:
+            raise PredictorError(f"GennapePredictor.finetune: the predictor was fitted with {self._n_features} "
+                                 "feature columns; pass the graphs' features too")
+        if epochs is not None and epochs < 1:
+            raise PredictorError(f"finetune epochs must be >= 1; got {epochs}")
+        self._y_mean, self._y_scale = float(target.mean()), float(target.std()) or 1.0
+        yz = torch.from_numpy((target - self._y_mean) / self._y_scale).float()
+        side = torch.from_numpy(self._scaled(self._side_inputs(graphs, feats))).float()
+        with torch_threads(cfg.threads):
+            data = [graph_data(g) for g in graphs]
+            for member in self._members:
+                z = member.scaler.transform(_embed(member.encoder, data))
+                u = torch.from_numpy(memberships(z, member.centres, cfg.fuzziness)).float()
+                if member.tuned is not None:  # the heads read the fine-tuned encoder's embedding
+                    z = member.scaler.transform(_embed(member.tuned, data))
+                self._train_heads(member, torch.from_numpy(z).float(), side, yz, u, epochs=epochs)
+        return self
+
     def memberships(self, graphs: Sequence[ArchGraph]) -> FloatArray:
         """Fuzzy memberships ``(members, n, K)`` of ``graphs`` in each member's clusters."""
         if not self._fitted:
@@ -444,15 +486,17 @@ class GennapePredictor:
             bs += 1  # no batch of one: a ranking loss has no pair there
         return [order[i:i + bs] for i in range(0, n, bs)]
 
-    def _train_heads(self, member: _Member, z: Tensor, side: Tensor, yz: Tensor, u: Tensor) -> None:
+    def _train_heads(self, member: _Member, z: Tensor, side: Tensor, yz: Tensor, u: Tensor, *,
+                     epochs: int | None = None) -> None:
         heads = member.heads
         assert heads is not None
         cfg = self.config
+        epochs = epochs or cfg.epochs
         x = torch.cat([z, side], dim=1)  # (n, embed_dim + G + f)
         opt = torch.optim.AdamW(heads.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
         heads.train()
-        for _ in range(cfg.epochs):
+        for _ in range(epochs):
             for idx in self._batches(len(yz), member.gen):
                 loss = self._loss(heads(x[idx]), yz[idx], u[idx])
                 opt.zero_grad()

@@ -159,6 +159,60 @@ def test_adapt_restandardizes_on_the_target_domain(graphs, targets, features) ->
 
 
 
+def test_finetune_starts_from_the_fitted_heads_and_restandardizes_the_targets(graphs, targets) -> None:
+    import dataclasses
+
+    model = fast(finetune_epochs=2, members=2).fit(graphs[:16], targets[:16])
+    before, _ = model.predict(graphs[16:])
+    old_mean, old_scale = model._y_mean, model._y_scale
+    # with a learning rate of 0 the heads keep their fitted weights exactly: only the targets' scale changes
+    frozen = dataclasses.replace(model.config, lr=0.0)
+    model.config = frozen
+    new_y = 100.0 * targets[8:20] + 5.0
+    after, _ = model.finetune(graphs[8:20], new_y).predict(graphs[16:])
+    expect = (before - old_mean) / old_scale * new_y.std() + new_y.mean()
+    np.testing.assert_allclose(after, expect, rtol=1e-6, atol=1e-6)
+
+
+def test_finetune_moves_only_the_heads(graphs, targets, tmp_path: Path) -> None:
+    from scipy.stats import spearmanr
+
+    with pytest.raises(PredictorError, match="before fit"):
+        fast().finetune(graphs[:8], targets[:8])
+    model = fast(finetune_epochs=2, members=2, epochs=60).fit(graphs[:16], targets[:16])
+    def encoders() -> list[torch.Tensor]:
+        return [v.clone() for m in model._members for e in (m.encoder, m.tuned) if e is not None
+                for v in e.state_dict().values()]
+
+    frozen = encoders()
+    centres = [m.centres.copy() for m in model._members]
+    heads = [m.heads.w1.detach().clone() for m in model._members]
+    in_mean = model._in_scaler.mean.copy()
+    flipped = -targets[8:24]  # the new domain ranks the other way round
+    model.finetune(graphs[8:24], flipped)
+    mean, _ = model.predict(graphs[8:24])
+    assert spearmanr(mean, flipped)[0] > 0.5
+    for a, b in zip(encoders(), frozen, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for m, c, w in zip(model._members, centres, heads, strict=True):
+        np.testing.assert_array_equal(m.centres, c)
+        assert not torch.equal(m.heads.w1, w)
+    np.testing.assert_array_equal(model._in_scaler.mean, in_mean)
+    model.save(tmp_path / "t.zip")
+    again = GennapePredictor.load(tmp_path / "t.zip")
+    for a, b in zip(model.predict(graphs[:8]), again.predict(graphs[:8]), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_finetune_checks_its_input(graphs, targets, features) -> None:
+    model = fast().fit(graphs[:16], targets[:16], features=features[:16])
+    with pytest.raises(PredictorError, match="features"):
+        model.finetune(graphs[16:], targets[16:])
+    with pytest.raises(PredictorError, match="epochs"):
+        model.finetune(graphs[16:], targets[16:], features=features[16:], epochs=0)
+    model.finetune(graphs[16:], targets[16:], features=features[16:], epochs=3)
+
+
 # ---------------------------------------------------------------------- how the per-architecture features enter
 
 
