@@ -86,14 +86,21 @@ from predictors.base import (
 log = logging.getLogger(__name__)
 
 
+#: Row weights of the ridge fit: ``"none"``, or ``"inverse"``, ``1 / y``, which moves the fit toward
+#: relative error (what "within ±10%" counts) without letting the fastest, noisiest networks rule it
+#: as ``1 / y²`` (squared relative error) would.
+WEIGHTINGS: tuple[str, ...] = ("none", "inverse")
+
+
 @dataclass(frozen=True)
 class KernelLatencyConfig:
     """Settings of :class:`KernelLatency`. ``keys``: ``"ir"`` counts :func:`kernel_keys` of the IR
     (with ``edge_keys`` and ``fanout_keys``), ``"runtime"`` counts :func:`runtime_kernel_keys` (the
-    edge and fan-out settings do not apply). ``label`` names what is predicted (``table:pixel3``,
+    edge and fan-out settings do not apply). ``weighting``: see :data:`WEIGHTINGS`. ``label`` names what is predicted (``table:pixel3``,
     ``measured``, ...); it is saved with the predictor and shown by the CLI and the cost model."""
 
     keys: str = "ir"
+    weighting: str = "none"
     edge_keys: bool = True
     fanout_keys: bool = True
     flops_terms: bool = True
@@ -108,6 +115,8 @@ class KernelLatencyConfig:
             raise PredictorError(f"kernel_latency needs bags >= 1 and positive alphas; got {self.bags}, {self.alphas}")
         if self.keys not in ("ir", "runtime"):
             raise PredictorError(f"kernel_latency keys are 'ir' or 'runtime'; got {self.keys!r}")
+        if self.weighting not in WEIGHTINGS:
+            raise PredictorError(f"kernel_latency weighting is one of {WEIGHTINGS}; got {self.weighting!r}")
 
 
 def _node_key(node: Any) -> str:
@@ -250,9 +259,14 @@ class KernelLatency:
         rng = np.random.default_rng(self.config.seed)
         n = len(graphs)
         bags = [np.arange(n)] if self.config.bags == 1 else [rng.integers(0, n, n) for _ in range(self.config.bags)]
+        if self.config.weighting == "inverse" and not (target > 0).all():
+            raise PredictorError("kernel_latency weighting='inverse' needs latencies > 0; "
+                                 f"got {int((target <= 0).sum())} rows <= 0")
+        weight = 1.0 / target if self.config.weighting == "inverse" else None
         coef, intercept, alpha = [], [], []
         for rows in bags:
-            model = RidgeCV(alphas=np.array(self.config.alphas)).fit(x[rows], target[rows])
+            model = RidgeCV(alphas=np.array(self.config.alphas)).fit(
+                x[rows], target[rows], sample_weight=None if weight is None else weight[rows])
             coef.append(model.coef_)
             intercept.append(float(model.intercept_))
             alpha.append(float(model.alpha_))
@@ -317,4 +331,4 @@ class RuntimeLatency(KernelLatency):
     name = "runtime_latency"
 
     def __init__(self, config: KernelLatencyConfig | None = None, **overrides: Any) -> None:
-        super().__init__(config or KernelLatencyConfig(keys="runtime"), **overrides)
+        super().__init__(config or KernelLatencyConfig(keys="runtime", weighting="inverse"), **overrides)

@@ -198,3 +198,23 @@ def test_runtime_latency_fits_on_the_runtime_keys_and_round_trips(pool, tmp_path
     np.testing.assert_array_equal(back.predict(graphs[45:])[0], model.predict(graphs[45:])[0])
     with pytest.raises(PredictorError, match="'ir' or 'runtime'"):
         KernelLatency(keys="onnx")
+
+
+def test_inverse_weighting_is_ridge_with_row_weights_one_over_y(pool) -> None:
+    """Reference: scikit-learn's RidgeCV on the same matrix with ``sample_weight = 1 / y``."""
+    from sklearn.linear_model import RidgeCV
+
+    graphs = pool[:80]
+    y = np.array([0.2 + g.flops / 1e6 * (1 + 0.3 * np.sin(i)) for i, g in enumerate(graphs)])
+    model = KernelLatency(bags=1, weighting="inverse").fit(graphs, y)
+    x = model._matrix(graphs, model._counts(graphs), None)
+    ref = RidgeCV(alphas=np.array(model.config.alphas)).fit(x, y, sample_weight=1 / y)
+    np.testing.assert_allclose(model._coef[0], ref.coef_, rtol=1e-8, atol=1e-10)
+    assert model._alpha[0] == ref.alpha_
+    plain = KernelLatency(bags=1).fit(graphs, y)
+    assert not np.allclose(plain._coef[0], model._coef[0])  # the weights change the fit
+    assert RuntimeLatency().config.weighting == "inverse" and KernelLatency().config.weighting == "none"
+    with pytest.raises(PredictorError, match="latencies > 0"):
+        KernelLatency(weighting="inverse").fit(graphs[:5], np.array([1.0, 2.0, 0.0, 1.0, 1.0]))
+    with pytest.raises(PredictorError, match="weighting"):
+        KernelLatency(weighting="squared")
