@@ -6,6 +6,8 @@
                         [--predictor gennape] [--set KEY=VALUE ...] [--data-dir DIR] [--json]
     nas predictor train --target latency:pixel3 --n 500 -o pixel3.nasp          # kernel_latency by default
     nas predictor train --target measured --n 500 --workdir DIR -o here.nasp    # onnxruntime on this machine
+    nas predictor finetune model.nasp --space nb301 --target val_accuracy --n 50 -o tuned.nasp
+                        [--adapt-n K] [--epochs E]                      # gennape, to another space
     nas predictor eval model.nasp [--space S --target T] [--n-test 1000] [--json]
     nas predict model.nasp FILE.onnx ... | --space S --arch A [--arch B ...] [--json]
 
@@ -17,6 +19,13 @@ on another space or target (zero-shot transfer) on ``--n-test`` random ones (0: 
 targets report Spearman's ρ, Kendall's τ and precision@top-5%; latency targets also the share within
 ±10%, and RMSE. A saved latency predictor serves search as the cost model ``predicted:FILE``, and any
 predictor as ``nas search --objective predictor:FILE``.
+
+``finetune`` carries a saved ``gennape`` predictor to another space or target: it re-standardizes the
+predictor's inputs on that space's unlabelled graphs (:meth:`~predictors.gennape.GennapePredictor.adapt`;
+the ``--n`` drawn ones plus up to ``--adapt-n`` more of the labelled set, default all of it, labels
+unused), then trains its heads on from their weights on the ``--n`` labelled ones
+(:meth:`~predictors.gennape.GennapePredictor.finetune`). The result records the new space, target, n
+and seed, so ``eval`` then tests on the architectures fine-tuning did not draw.
 
 Everything heavy is imported inside the functions, so ``nas --help`` stays fast.
 """
@@ -55,6 +64,22 @@ def register(sub: Any) -> None:
                    help="override a config field of the predictor, e.g. --set members=2 (repeatable)")
     _common(t)
     t.set_defaults(func=cmd_train)
+
+    f = psub.add_parser("finetune", help="adapt a saved gennape predictor to another space and fine-tune it on "
+                                         "a few of its labelled architectures")
+    f.add_argument("model", help="a .nasp archive of a gennape predictor")
+    f.add_argument("--space", required=True, help="nb201, nb101 or nb301: the labelled set to fine-tune on")
+    f.add_argument("--target", default=None,
+                   help="the target (default: val_accuracy for nb101/nb301, cifar10_test_acc for nb201)")
+    f.add_argument("--n", type=int, default=50, help="labelled architectures to fine-tune on (default 50)")
+    f.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
+    f.add_argument("--adapt-n", type=int, default=None,
+                   help="unlabelled architectures of the set to adapt the inputs on, besides the --n (default: all; "
+                        "0: the --n alone)")
+    f.add_argument("--epochs", type=int, default=None, help="head training epochs (default: the predictor's own)")
+    f.add_argument("-o", "--output", required=True, help="the .nasp archive to write")
+    _common(f)
+    f.set_defaults(func=cmd_finetune)
 
     e = psub.add_parser("eval", help="evaluate a saved predictor on labelled architectures it did not see")
     e.add_argument("model", help="a .nasp archive")
@@ -210,6 +235,54 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {out}: {name} on {args.n} {space} architectures, target {target}, seed {args.seed} "
               f"({seconds:.1f} s to fit)")
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    import time
+
+    import numpy as np
+    import torch
+
+    from nas.errors import PredictorError
+    from predictors import load_predictor
+    from predictors.base import provenance, set_provenance
+    from predictors.data import canonical_space, labelled, split
+
+    torch.set_num_threads(args.threads)
+    from predictors.gennape import GennapePredictor
+
+    loaded = load_predictor(args.model)
+    if not isinstance(loaded, GennapePredictor):
+        raise PredictorError(f"{args.model} holds a {loaded.name} predictor; only gennape can be fine-tuned")
+    predictor = loaded
+    if args.adapt_n is not None and args.adapt_n < 0:
+        raise PredictorError(f"--adapt-n must be >= 0; got {args.adapt_n}")
+    space = canonical_space(args.space)
+    target = args.target or ("cifar10_test_acc" if space == "nb201" else "val_accuracy")
+    if _is_latency(target):
+        raise PredictorError(f"finetune takes an accuracy target; got {target!r}")
+    base = labelled(space, target, args.data_dir)
+    rows, _ = split(len(base), args.n, 0, args.seed)
+    chosen = set(rows.tolist())
+    others = [i for i in np.random.default_rng([args.seed, 2]).permutation(len(base)) if i not in chosen]
+    extra = others if args.adapt_n is None else others[:args.adapt_n]
+    graphs = _graphs(space, [base.archs[i] for i in [*rows, *extra]], args.json)
+    t0 = time.perf_counter()
+    predictor.adapt(graphs)
+    predictor.finetune(graphs[:len(rows)], np.asarray(base.y)[rows], epochs=args.epochs)
+    seconds = time.perf_counter() - t0
+    out = Path(args.output)
+    predictor.save(out)
+    info = {"space": space, "target": target, "n": args.n, "seed": args.seed, "predictor": predictor.name,
+            "finetuned_from": {"model": str(args.model), **provenance(args.model)}, "adapted_on": len(graphs)}
+    set_provenance(out, info)
+    result = {**info, "output": str(out), "fit_seconds": round(seconds, 3)}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"wrote {out}: {args.model} adapted to {len(graphs)} {space} architectures and fine-tuned on {args.n}, "
+              f"target {target}, seed {args.seed} ({seconds:.1f} s)")
     return 0
 
 

@@ -117,3 +117,24 @@ def test_train_on_measured_latency_in_passes(tmp_path: Path, data_dir, capsys, m
     assert provenance(path)["target"] == "measured"
     model = load_predictor(path)
     assert model.name == "runtime_latency" and model.label == "measured"  # type: ignore[attr-defined]
+
+
+def test_finetune_carries_a_predictor_to_another_space(trained: Path, tmp_path: Path, data_dir, capsys) -> None:
+    out = tmp_path / "nb101.nasp"
+    info = run(capsys, "predictor", "finetune", str(trained), "--space", "nb101", "--n", "15", "--seed", "4",
+               "--adapt-n", "10", "--epochs", "5", "-o", str(out), "--data-dir", str(data_dir), "--json")
+    assert info["adapted_on"] == 25 and info["finetuned_from"]["space"] == "nb201"
+    saved = provenance(out)
+    assert (saved["space"], saved["target"], saved["n"], saved["seed"]) == ("nb101", "val_accuracy", 15, 4)
+    before, after = load_predictor(trained), load_predictor(out)
+    assert after._y_scale != before._y_scale  # type: ignore[attr-defined]  # the NB101 accuracies' own scale
+    result = run(capsys, "predictor", "eval", str(out), "--n-test", "40", "--data-dir", str(data_dir), "--json")
+    assert result["space"] == "nb101" and result["excluded_training"] and result["n_test"] == 40
+    assert np.isfinite(result["metrics"]["spearman"])
+    latency = tmp_path / "lat.nasp"
+    assert main(["predictor", "train", "--target", "latency:pixel3", "--n", "20", "-o", str(latency),
+                 "--data-dir", str(data_dir), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["predictor", "finetune", str(latency), "--space", "nb101", "-o", str(tmp_path / "no.nasp"),
+                 "--data-dir", str(data_dir)]) == 2
+    assert "only gennape" in capsys.readouterr().err
