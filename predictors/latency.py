@@ -104,8 +104,9 @@ WEIGHTINGS: tuple[str, ...] = ("none", "inverse")
 class KernelLatencyConfig:
     """Settings of :class:`KernelLatency`. ``keys``: ``"ir"`` counts :func:`kernel_keys` of the IR
     (with ``edge_keys`` and ``fanout_keys``), ``"runtime"`` counts :func:`runtime_kernel_keys` (the
-    edge and fan-out settings do not apply). ``weighting``: see :data:`WEIGHTINGS`. ``label`` names what is predicted (``table:pixel3``,
-    ``measured``, ...); it is saved with the predictor and shown by the CLI and the cost model."""
+    edge and fan-out settings do not apply). ``weighting``: see :data:`WEIGHTINGS`. ``label`` names
+    what is predicted (``table:pixel3``, ``measured``, ...); it is saved with the predictor and shown
+    by the CLI and the cost model."""
 
     keys: str = "ir"
     weighting: str = "none"
