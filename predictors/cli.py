@@ -183,7 +183,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from nas.errors import PredictorError
     from predictors import PREDICTORS
-    from predictors.base import set_provenance
     from predictors.data import canonical_space, labelled, split
 
     torch.set_num_threads(args.threads)
@@ -224,17 +223,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     predictor.fit(graphs, y)
     bar.close()
     seconds = time.perf_counter() - t0
-    out = Path(args.output)
-    predictor.save(out)
     info = {"space": space, "target": target, "n": args.n, "seed": args.seed, "predictor": name,
             "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}}
+    return _save(predictor, args, info, seconds,
+                 f"{name} on {args.n} {space} architectures, target {target}, seed {args.seed} "
+                 f"({seconds:.1f} s to fit)")
+
+
+def _save(predictor: Any, args: argparse.Namespace, info: dict[str, Any], seconds: float, line: str) -> int:
+    """Save ``predictor`` to ``--output`` with its provenance ``info``; print the result (JSON, or ``line``)."""
+    from predictors.base import set_provenance
+
+    out = Path(args.output)
+    predictor.save(out)
     set_provenance(out, info)
-    result = {**info, "output": str(out), "fit_seconds": round(seconds, 3)}
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps({**info, "output": str(out), "fit_seconds": round(seconds, 3)}, indent=2))
     else:
-        print(f"wrote {out}: {name} on {args.n} {space} architectures, target {target}, seed {args.seed} "
-              f"({seconds:.1f} s to fit)")
+        print(f"wrote {out}: {line}")
     return 0
 
 
@@ -246,7 +252,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     from nas.errors import PredictorError
     from predictors import load_predictor
-    from predictors.base import provenance, set_provenance
+    from predictors.base import provenance
     from predictors.data import canonical_space, labelled, split
 
     torch.set_num_threads(args.threads)
@@ -272,18 +278,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     predictor.adapt(graphs)
     predictor.finetune(graphs[:len(rows)], np.asarray(base.y)[rows], epochs=args.epochs)
     seconds = time.perf_counter() - t0
-    out = Path(args.output)
-    predictor.save(out)
     info = {"space": space, "target": target, "n": args.n, "seed": args.seed, "predictor": predictor.name,
             "finetuned_from": {"model": str(args.model), **provenance(args.model)}, "adapted_on": len(graphs)}
-    set_provenance(out, info)
-    result = {**info, "output": str(out), "fit_seconds": round(seconds, 3)}
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(f"wrote {out}: {args.model} adapted to {len(graphs)} {space} architectures and fine-tuned on {args.n}, "
-              f"target {target}, seed {args.seed} ({seconds:.1f} s)")
-    return 0
+    return _save(predictor, args, info, seconds,
+                 f"{args.model} adapted to {len(graphs)} {space} architectures and fine-tuned on {args.n}, "
+                 f"target {target}, seed {args.seed} ({seconds:.1f} s)")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
