@@ -112,7 +112,6 @@ class CapacityConfig:
             raise PredictorError(f"invalid ridge settings: {self}")
 
 
-
 class _Bagged(abc.ABC):
     """What the three baselines share: input checks, bagging, the archive. Subclasses say how a graph
     becomes a row (:meth:`_encode`) and how one model is fitted, applied and stored."""

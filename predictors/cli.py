@@ -254,14 +254,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from predictors import load_predictor
     from predictors.base import provenance
     from predictors.data import canonical_space, labelled, split
-
-    torch.set_num_threads(args.threads)
     from predictors.gennape import GennapePredictor
 
-    loaded = load_predictor(args.model)
-    if not isinstance(loaded, GennapePredictor):
-        raise PredictorError(f"{args.model} holds a {loaded.name} predictor; only gennape can be fine-tuned")
-    predictor = loaded
+    torch.set_num_threads(args.threads)
+    predictor = load_predictor(args.model)
+    if not isinstance(predictor, GennapePredictor):
+        raise PredictorError(f"{args.model} holds a {predictor.name} predictor; only gennape can be fine-tuned")
     if args.adapt_n is not None and args.adapt_n < 0:
         raise PredictorError(f"--adapt-n must be >= 0; got {args.adapt_n}")
     space = canonical_space(args.space)
