@@ -324,6 +324,22 @@ def _digest(s: str) -> str:
 
 def wl_hash(g: ArchGraph) -> str:
     """The fingerprint computation itself (uncached); see :meth:`ArchGraph.fingerprint`."""
+    history, colours = _wl(g)
+    idx = {n.name: i for i, n in enumerate(g.nodes)}
+    outs = [
+        f"{colours[idx[o.node]]}:{o.index}" if isinstance(o, Ref) else "zero" for o in g.outputs
+    ]
+    return _digest(json.dumps([history, outs]))
+
+
+def wl_colours(g: ArchGraph) -> dict[str, str]:
+    """Each node's final Weisfeiler-Lehman colour (by node name): equal for nodes that the refinement
+    cannot tell apart, the same in every graph with the same fingerprint, whatever the names and order."""
+    _, colours = _wl(g)
+    return {n.name: c for n, c in zip(g.nodes, colours, strict=True)}
+
+
+def _wl(g: ArchGraph) -> tuple[list[list[str]], list[str]]:
     nodes = g.nodes
     idx = {n.name: i for i, n in enumerate(nodes)}
     # edges: (label, other node, producer output index); the label is the consumer's slot (dropped for
@@ -353,7 +369,4 @@ def wl_hash(g: ArchGraph) -> str:
         if k == n_classes:
             break
         n_classes = k
-    outs = [
-        f"{colours[idx[o.node]]}:{o.index}" if isinstance(o, Ref) else "zero" for o in g.outputs
-    ]
-    return _digest(json.dumps([history, outs]))
+    return history, colours

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.errors import IRError, UnsupportedOpError
-from nas.ir.graph import ArchGraph, Const, Node, Ref
+from nas.ir.graph import ArchGraph, Const, Node, Ref, wl_colours
 from nas.ir.ops import Shape
 
 
@@ -202,7 +202,35 @@ def _split(node: Node) -> nn.Module:
 
 
 def _add(*xs: torch.Tensor) -> torch.Tensor:
-    return functools.reduce(torch.add, xs)
+    """The IR's n-ary sum, with a repeated operand taken once and scaled by its count.
+
+    The IR writes every sum flat (``onnx_import._flatten_adds``), so a partial sum read by several
+    sums is spelt out in each, and along a chain of skip connections one operand can recur dozens of
+    times. Adding it that many times would make the module's cost (and an export's) depend on the order
+    in which the operands happen to be listed, since the exporter's common-subexpression pass merges
+    equal partial chains only where they line up. ``count * x`` costs the same whatever the order (an
+    integer ``count``, so an integer sum stays integer). :class:`GraphModule` also lists a sum's
+    operands in a canonical order (see its plan), so that graphs with one fingerprint export one network.
+    """
+    distinct: list[torch.Tensor] = []
+    counts: list[int] = []
+    for x in xs:
+        for k, d in enumerate(distinct):
+            if d is x:
+                counts[k] += 1
+                break
+        else:
+            distinct.append(x)
+            counts.append(1)
+    terms = [d if c == 1 else d * c for d, c in zip(distinct, counts, strict=True)]
+    return functools.reduce(torch.add, terms)
+
+
+def _term_order(live: set[str], colour: dict[str, str], operand: tuple[Any, ...]) -> tuple[bool, str, str]:
+    """The sort key of a sum's operand in :class:`GraphModule`'s plan: input-dependent terms first, then
+    the producer's Weisfeiler-Lehman colour, then the output index and shape."""
+    is_ref = operand[0] == "ref"
+    return (not (is_ref and operand[1] in live), colour[operand[1]] if is_ref else "", repr(operand[2:]))
 
 
 BUILDERS: dict[str, Callable[[Node], nn.Module]] = {
@@ -290,6 +318,8 @@ class GraphModule(nn.Module):
         n_const = 0
         shared: dict[str, nn.Parameter] = {}  # initializer name -> the one Parameter for it
         const_keys: dict[str, str] = {}
+        live = {n.name for n in graph.inputs}  # nodes whose value depends on a graph input
+        colour: dict[str, str] | None = None  # WL colours, computed at the first sum
         for i, node in enumerate(graph.nodes):
             if node.op == "Input":
                 continue
@@ -318,6 +348,15 @@ class GraphModule(nn.Module):
                     operands.append(("const", const_keys[x.name], shape))
                 else:
                     operands.append(("zero", shape))
+            if any(isinstance(x, Ref) and x.node in live for x in node.inputs):
+                live.add(node.name)
+            if node.op == "Add" and len(operands) > 1:
+                # a canonical order of the terms: those that depend on an input first, those that are constant
+                # last (onnxruntime folds them), each group by its producer's WL colour, so graphs with one
+                # fingerprint export one network whatever order the IR lists the operands in
+                if colour is None:
+                    colour = wl_colours(graph)
+                operands.sort(key=functools.partial(_term_order, live, colour))
             self._plan.append((key, node.name, operands))
         self._outputs = [
             (o.node, o.index, s) if isinstance(o, Ref) else (None, 0, s)

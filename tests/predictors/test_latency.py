@@ -218,3 +218,38 @@ def test_inverse_weighting_is_ridge_with_row_weights_one_over_y(pool) -> None:
         KernelLatency(weighting="inverse").fit(graphs[:5], np.array([1.0, 2.0, 0.0, 1.0, 1.0]))
     with pytest.raises(PredictorError, match="weighting"):
         KernelLatency(weighting="squared")
+
+
+#: Pairs of NB201 cells that the IR writes as one graph (one fingerprint) with the operands of its sums
+#: listed in another order: repeated operands (a chain of skip connections), a constant term (a
+#: convolution of a ``none`` edge's zeros) first or last, and distinct operands whose partial sums the
+#: exporter merges only where they line up.
+SAME_GRAPH = (
+    ("|nor_conv_1x1~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|none~1|skip_connect~2|",
+     "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|none~0|nor_conv_1x1~1|skip_connect~2|"),
+    ("|skip_connect~0|+|none~0|none~1|+|nor_conv_1x1~0|nor_conv_1x1~1|nor_conv_1x1~2|",
+     "|none~0|+|nor_conv_1x1~0|none~1|+|nor_conv_1x1~0|nor_conv_1x1~1|skip_connect~2|"),
+    ("|skip_connect~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_3x3~0|skip_connect~1|avg_pool_3x3~2|",
+     "|skip_connect~0|+|nor_conv_1x1~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|"),
+)
+
+
+@pytest.mark.parametrize("pair", SAME_GRAPH, ids=["repeated", "constant", "distinct"])
+def test_one_fingerprint_exports_and_runs_as_one_network(pair: tuple[str, str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Measured latency and the runtime keys are cached by fingerprint, so graphs with one fingerprint
+    must export to one network: the same ops, and the same kernels after onnxruntime's passes."""
+    import predictors.latency as latency
+    from nas.hardware import _export, runtime_graph
+    from search_spaces.nb201 import NB201Space
+
+    monkeypatch.setattr(latency, "_RUNTIME_KEYS", {})
+    space = NB201Space(c=8, n=3)  # chains of cells, where a skip connection's operand recurs
+    a, b = (space.to_graph(space.parse(x)) for x in pair)
+    assert a.fingerprint() == b.fingerprint()
+    assert Counter(n.op_type for n in _export(a).graph.node) == Counter(n.op_type for n in _export(b).graph.node)
+    assert Counter(n.op_type for n in runtime_graph(a).graph.node) == Counter(
+        n.op_type for n in runtime_graph(b).graph.node)
+    keys_a = runtime_kernel_keys(a)
+    latency._RUNTIME_KEYS.clear()
+    assert runtime_kernel_keys(b) == keys_a
