@@ -535,30 +535,11 @@ def _measured_run(r: Runner, archs: list[str], y: np.ndarray, m: str, s: int, n_
     from predictors.metrics import latency_metrics
 
     graphs = r.graphs("nb201", archs)
-    if m.partition("+")[0] == "runtime_latency":
-        _runtime_keys_as_measured(graphs)
     order = np.random.default_rng(r.args.seed + s).permutation(len(archs))
     train, test = order[:n_train], order[n_train:]
     pred, fit_s = _fit_latency(m, s, archs, graphs, y, train, test)
     return {"method": m, "device": device, "n": n_train, "n_test": len(test), "fit_seconds": fit_s,
             **latency_metrics(pred, y[test])}
-
-
-def _runtime_keys_as_measured(graphs: Sequence[Any]) -> None:
-    """Count the runtime keys of ``graphs`` in the order they were measured, before any split asks for them.
-
-    Graphs with one fingerprint share one measurement (:class:`~nas.hardware.MeasuredLatency` times the
-    first of them and caches it) and one set of runtime keys (:func:`~predictors.latency.runtime_kernel_keys`
-    caches those of the first graph it is given). Their exports are not always the same network: the IR
-    writes a sum's operands in the order the cell listed them, and the exporter's and onnxruntime's
-    passes do not undo that (23 of the 92 fingerprints shared by the 1,000 measured NB201 networks run
-    different kernels, up to 245 against 175 nodes). Counting in the measured order makes each
-    fingerprint's keys those of the network that was timed; counting in a split's order made them
-    those of whichever graph that split listed first."""
-    from predictors.latency import runtime_kernel_keys
-
-    for g in graphs:
-        runtime_kernel_keys(g)
 
 
 def _measure(r: Runner, archs: list[str], tag: str = "", passes: int = 1) -> np.ndarray:

@@ -159,8 +159,9 @@ class MeasuredLatency:
     runs, the least over ``rounds`` rounds. :meth:`costs` measures several graphs with their rounds
     interleaved (``chunk`` graphs at a time), which spreads each graph's rounds over seconds; a single
     :meth:`cost` runs its rounds back to back. Results are cached by graph fingerprint, so an
-    isomorphic architecture is measured once. Latency is a property of this machine: compare
-    architectures measured on one machine.
+    isomorphic architecture is measured once: graphs with one fingerprint export to one network (the
+    sums' terms in a canonical order, see :class:`~nas.ir.torch_module.GraphModule`). Latency is a
+    property of this machine: compare architectures measured on one machine.
     """
 
     name = "measured"
@@ -191,6 +192,13 @@ class MeasuredLatency:
                                    self.rounds)
             self._cache.update((k, v) for (k, _), v in zip(part, ms, strict=True))
         return [self._cache[k] for k in keys]
+
+
+#: The version of the network :func:`_export` writes for a graph (what :class:`MeasuredLatency` times and
+#: :func:`runtime_graph` optimizes). Measurements kept on disk carry it in their name, so that a change
+#: to the export (2: a sum's terms in a canonical order, a repeated term once times its count) is not
+#: read as the same network.
+EXPORT_VERSION = 2
 
 
 def _export(graph: ArchGraph) -> Any:

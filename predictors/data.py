@@ -187,11 +187,16 @@ def genotype_onehot(space: str, archs: Sequence[str]) -> npt.NDArray[np.float64]
 def measured_cache_path(space: str, workdir: str | Path, *, threads: int = 1, warmup: int = 10, repeats: int = 30,
                         rounds: int = 3, tag: str = "", measurement: int = 1) -> Path:
     """Where :func:`measured_latency` keeps its measurements with these settings; ``measurement``
-    ``k > 1`` is the ``k``-th pass over the set (``...-passK.json``)."""
+    ``k > 1`` is the ``k``-th pass over the set (``...-passK.json``). The name carries the export's
+    version (:data:`nas.hardware.EXPORT_VERSION`, ``-eV``), so measurements of an older export are
+    not read."""
+    from nas.hardware import EXPORT_VERSION
+
     if measurement < 1:
         raise PredictorError(f"measurement passes count from 1; got {measurement}")
     suffix = f"-pass{measurement}" if measurement > 1 else ""
-    return Path(workdir) / f"measured-{space}-t{threads}-w{warmup}-r{repeats}-x{rounds}{tag}{suffix}.json"
+    return (Path(workdir)
+            / f"measured-{space}-e{EXPORT_VERSION}-t{threads}-w{warmup}-r{repeats}-x{rounds}{tag}{suffix}.json")
 
 
 def measured_passes(

@@ -90,7 +90,7 @@ def test_measured_latency_is_cached_and_reports_progress(tmp_path) -> None:
 def test_measured_passes_measure_the_whole_set_in_turn_and_the_label_is_their_least(tmp_path, monkeypatch) -> None:
     """Each pass measures every architecture before the next starts, into its own file; an interrupted
     pass resumes without measuring again what it has; the label is the elementwise least of passes."""
-    from nas.hardware import MeasuredLatency
+    from nas.hardware import EXPORT_VERSION, MeasuredLatency
     from predictors.data import measured_cache_path, measured_latency, measured_passes
 
     archs = ["|skip_connect~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|",
@@ -110,8 +110,9 @@ def test_measured_passes_measure_the_whole_set_in_turn_and_the_label_is_their_le
     np.testing.assert_array_equal(per_pass, [[5.0, 1.0, 4.0], [2.0, 3.0, 6.0]])
     assert seen == [(1, 6), (2, 6), (3, 6), (4, 6), (5, 6), (6, 6)]
     first, second = (measured_cache_path("nb201", tmp_path, measurement=k) for k in (1, 2))
-    assert first.name == "measured-nb201-t1-w10-r30-x3.json"  # pass 1 keeps the single-pass file
-    assert second.name == "measured-nb201-t1-w10-r30-x3-pass2.json"
+    # pass 1 keeps the single-pass file; the export's version keeps an older export's measurements apart
+    assert first.name == f"measured-nb201-e{EXPORT_VERSION}-t1-w10-r30-x3.json"
+    assert second.name == f"measured-nb201-e{EXPORT_VERSION}-t1-w10-r30-x3-pass2.json"
     assert json.loads(second.read_text()) == dict(zip(archs, [2.0, 3.0, 6.0], strict=True))
     # an interrupted third pass: one architecture measured; the rest is measured, nothing else
     third = measured_cache_path("nb201", tmp_path, measurement=3)
