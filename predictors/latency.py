@@ -51,12 +51,9 @@ of a second per new graph, cached by fingerprint), about what one measurement co
 predictor adds is a steady figure: in the same run, one pass of measurement agreed with the next
 within ±10% for only 67.5% of the networks.
 
-A caveat of the fingerprint caches: graphs with one fingerprint are one computation, but their
-exports are not always one network (the IR lists a flattened sum's operands in the order the
-architecture listed them, and the exporter's and onnxruntime's passes do not undo it; 23 of the 92
-fingerprints shared among the 1,000 measured NB201 networks run different kernels). Both
-:class:`~nas.hardware.MeasuredLatency` and :func:`runtime_kernel_keys` describe such a class by
-the first graph they were given; fit on keys counted in the order the labels were measured.
+Both caches are by fingerprint (:class:`~nas.hardware.MeasuredLatency` and
+:func:`runtime_kernel_keys`), which is sound because graphs with one fingerprint export to one
+network: :class:`~nas.ir.torch_module.GraphModule` adds a sum's terms in a canonical order.
 """
 
 from __future__ import annotations
@@ -310,7 +307,11 @@ class KernelLatency:
     def save(self, path: str | Path) -> None:
         if not self._fitted:
             raise PredictorError("cannot save an unfitted KernelLatency")
-        scalars = {"vocab": list(self.vocab)}
+        scalars: dict[str, Any] = {"vocab": list(self.vocab)}
+        if self.config.keys == "runtime":  # the keys are those of one export (see load)
+            from nas.hardware import EXPORT_VERSION
+
+            scalars["export_version"] = EXPORT_VERSION
         arrays = {"coef": self._coef, "intercept": self._intercept, "alpha": self._alpha, "fill": self._fill}
         write_archive(path, Archive(self.name, config_to_json(self.config), scalars, arrays))
 
@@ -326,6 +327,15 @@ class KernelLatency:
         width = len(vocab) + (len(OP_VOCAB) if self.config.flops_terms else 0) + fill.size
         if coef.ndim != 2 or coef.shape[1] != width or intercept.shape != (coef.shape[0],):
             raise PredictorFileError(f"{path}: coefficients of shape {coef.shape} do not fit {len(vocab)} kernel keys")
+        if self.config.keys == "runtime":
+            from nas.hardware import EXPORT_VERSION
+
+            fitted_on = archive.scalars.get("export_version", 1)  # files without it predate versioning
+            if fitted_on != EXPORT_VERSION:
+                log.warning("%s: fitted on the runtime kernels of export version %s, and this version exports "
+                            "version %s: a graph's kernels may differ a little from those it was fitted on "
+                            "(refit on latencies measured with this version for exact keys)",
+                            path, fitted_on, EXPORT_VERSION)
         self.vocab = tuple(vocab)
         self._coef, self._intercept, self._alpha, self._fill = coef, intercept, archive.arrays["alpha"], fill
         self._fitted = True

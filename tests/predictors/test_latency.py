@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from nas.errors import PredictorError, PredictorFileError, SearchError
-from nas.hardware import COST_MODELS, PredictedLatency, cost_model_from_spec
+from nas.hardware import COST_MODELS, EXPORT_VERSION, PredictedLatency, cost_model_from_spec
 from nas.ir.features import OP_VOCAB
 from predictors.latency import KernelLatency, RuntimeLatency, flops_by_op, kernel_keys, runtime_kernel_keys
 from tests.predictors.conftest import SPACE
@@ -182,8 +183,11 @@ def test_runtime_kernel_keys_count_the_optimized_kernels_once_per_fingerprint(mo
     assert "R:extra" not in runtime_kernel_keys(conv)
 
 
-def test_runtime_latency_fits_on_the_runtime_keys_and_round_trips(pool, tmp_path: Path) -> None:
+def test_runtime_latency_fits_on_the_runtime_keys_and_round_trips(pool, tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
     """An exactly additive function of the runtime kernels is recovered; the setting survives a save."""
+    from predictors.base import read_archive, write_archive
+
     graphs = pool[:60]
     keys = [runtime_kernel_keys(g) for g in graphs]
     cost = {k: 0.1 + zlib.crc32(k.encode()) % 7 / 10 for k in set().union(*keys)}
@@ -198,6 +202,19 @@ def test_runtime_latency_fits_on_the_runtime_keys_and_round_trips(pool, tmp_path
     np.testing.assert_array_equal(back.predict(graphs[45:])[0], model.predict(graphs[45:])[0])
     with pytest.raises(PredictorError, match="'ir' or 'runtime'"):
         KernelLatency(keys="onnx")
+    # the keys are those of one export: a file fitted on another export's kernels loads with a warning
+    archive = read_archive(tmp_path / "r.nasp")
+    assert archive.scalars["export_version"] == EXPORT_VERSION
+    del archive.scalars["export_version"]  # a file saved before exports were versioned
+    write_archive(tmp_path / "old.nasp", archive)
+    with caplog.at_level(logging.WARNING, logger="predictors.latency"):
+        old = RuntimeLatency.load(tmp_path / "old.nasp")
+    assert f"export version 1, and this version exports version {EXPORT_VERSION}" in caplog.text
+    np.testing.assert_array_equal(old.predict(graphs[45:])[0], model.predict(graphs[45:])[0])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="predictors.latency"):
+        RuntimeLatency.load(tmp_path / "r.nasp")
+    assert caplog.text == ""
 
 
 def test_inverse_weighting_is_ridge_with_row_weights_one_over_y(pool) -> None:
