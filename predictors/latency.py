@@ -44,12 +44,12 @@ onnxruntime runs after its graph optimizations, for latency measured with onnxru
 input is folded to its stem and runs in 0.02 ms, while its IR counts every cell; a Conv with its
 Relu, and a residual Add, become one kernel. Its rows are weighted ``1 / y`` (``weighting="inverse"``),
 since "within ±10%" counts relative error. On 1,000 NB201 networks measured here (each the least
-of 5 passes), 500 to fit and 500 to test, 5 seeds, it put 97.9% of the predictions within ±10%
-(95.4% unweighted) against 74.1% for the IR keys (``python -m benchmarks.predictors --experiments
-latency --devices "" --measured-passes 5``, see the README). The keys cost an export (a few tenths
-of a second per new graph, cached by fingerprint), about what one measurement costs; what the
-predictor adds is a steady figure: in the same run, one pass of measurement agreed with the next
-within ±10% for only 67.5% of the networks.
+of 5 passes), 500 to fit and 500 to test, 5 seeds, it put 96.7% of the predictions within ±10%
+against 84.6% for the IR keys (``python -m benchmarks.predictors --experiments latency --devices ""
+--measure --measured-passes 5``, see the README). The keys cost an export (a few tenths of a second
+per new graph, cached by fingerprint), about what one measurement costs; what the predictor adds is
+a steady figure: in the same run, one pass of measurement agreed with the next within ±10% for
+88.9% of the networks.
 
 Both caches are by fingerprint (:class:`~nas.hardware.MeasuredLatency` and
 :func:`runtime_kernel_keys`), which is sound because graphs with one fingerprint export to one
