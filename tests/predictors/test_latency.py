@@ -270,3 +270,40 @@ def test_one_fingerprint_exports_and_runs_as_one_network(pair: tuple[str, str],
     keys_a = runtime_kernel_keys(a)
     latency._RUNTIME_KEYS.clear()
     assert runtime_kernel_keys(b) == keys_a
+
+
+def test_lookup_predicts_a_seen_network_by_the_median_of_its_latencies(pool, tmp_path: Path) -> None:
+    """Reference: graphs with the key counts of fitting graphs get the median of those graphs' labels; every
+    other graph gets the ridge's prediction, the same as without the lookup; the table survives a save."""
+    y = np.array([additive_latency(g) for g in pool])
+    graphs = [*pool[:100], pool[0], pool[0]]  # pool[0] three times, with three latencies
+    labels = np.array([*y[:100], 1.2 * y[0], 1.5 * y[0]])
+    test = [pool[0], *pool[150:160]]
+    assert all(kernel_keys(g) != kernel_keys(pool[0]) for g in pool[150:160])
+    plain = KernelLatency(bags=2).fit(graphs, labels)
+    model = KernelLatency(bags=2, lookup=True).fit(graphs, labels)
+    mean, std = model.predict(test)
+    ref_mean, ref_std = plain.predict(test)
+    assert mean[0] == pytest.approx(1.2 * y[0], rel=1e-12)  # the median of y0, 1.2 y0, 1.5 y0
+    assert ref_mean[0] != pytest.approx(1.2 * y[0], rel=1e-3)
+    # every fitting graph is looked up: its own label, or the median of its duplicates'
+    np.testing.assert_allclose(model.predict(pool[1:100])[0], y[1:100], rtol=1e-12)
+    np.testing.assert_array_equal(mean[1:], ref_mean[1:])  # unseen: the ridge
+    np.testing.assert_array_equal(std, ref_std)
+    model.save(tmp_path / "k.nasp")
+    back = KernelLatency.load(tmp_path / "k.nasp")
+    np.testing.assert_array_equal(back.predict(test)[0], mean)
+    from predictors.base import read_archive, write_archive
+
+    archive = read_archive(tmp_path / "k.nasp")
+    archive.arrays["seen_ms"] = archive.arrays["seen_ms"][:-1]
+    write_archive(tmp_path / "bad.nasp", archive)
+    with pytest.raises(PredictorFileError, match="lookup table"):
+        KernelLatency.load(tmp_path / "bad.nasp")
+    # with features a graph's keys do not fix its latency: no lookup
+    feats = np.arange(len(graphs), dtype=float)[:, None]
+    with_feats = KernelLatency(bags=2, lookup=True).fit(graphs, labels, features=feats)
+    np.testing.assert_array_equal(
+        with_feats.predict(test, features=np.zeros((len(test), 1)))[0],
+        KernelLatency(bags=2).fit(graphs, labels, features=feats).predict(test, features=np.zeros((len(test), 1)))[0])
+    assert RuntimeLatency().config.lookup and not KernelLatency().config.lookup
