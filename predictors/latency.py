@@ -110,9 +110,8 @@ class KernelLatencyConfig:
     edge and fan-out settings do not apply). ``weighting``: see :data:`WEIGHTINGS`. ``lookup``: a graph
     whose key counts equal those of fitting graphs (the same kernels, so the same network for the
     runtime keys) is predicted as the median of their latencies instead of by the ridge; only for fits
-    without ``features``. ``label`` names
-    what is predicted (``table:pixel3``, ``measured``, ...); it is saved with the predictor and shown
-    by the CLI and the cost model."""
+    without ``features``. ``label`` names what is predicted (``table:pixel3``, ``measured``, ...); it is
+    saved with the predictor and shown by the CLI and the cost model."""
 
     keys: str = "ir"
     weighting: str = "none"
