@@ -373,6 +373,8 @@ class KernelLatency:
                 or seen_ms.shape != (len(seen),)):
             raise PredictorFileError(f"{path}: the lookup table's {len(seen) if isinstance(seen, list) else '?'} "
                                      f"keys do not match its {seen_ms.size} latencies")
+        if seen and not self.config.lookup:
+            raise PredictorFileError(f"{path}: holds a lookup table, but its config has lookup off")
         self.vocab = tuple(vocab)
         self._coef, self._intercept, self._alpha, self._fill = coef, intercept, archive.arrays["alpha"], fill
         self._seen = dict(zip(seen, (float(v) for v in seen_ms), strict=True))

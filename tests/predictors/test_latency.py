@@ -301,6 +301,11 @@ def test_lookup_predicts_a_seen_network_by_the_median_of_its_latencies(pool, tmp
     write_archive(tmp_path / "bad.nasp", archive)
     with pytest.raises(PredictorFileError, match="lookup table"):
         KernelLatency.load(tmp_path / "bad.nasp")
+    archive = read_archive(tmp_path / "k.nasp")
+    archive.config["lookup"] = False
+    write_archive(tmp_path / "off.nasp", archive)
+    with pytest.raises(PredictorFileError, match="lookup off"):
+        KernelLatency.load(tmp_path / "off.nasp")
     # with features a graph's keys do not fix its latency: no lookup
     feats = np.arange(len(graphs), dtype=float)[:, None]
     with_feats = KernelLatency(bags=2, lookup=True).fit(graphs, labels, features=feats)
