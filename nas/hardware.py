@@ -160,7 +160,7 @@ class MeasuredLatency:
     interleaved (``chunk`` graphs at a time), which spreads each graph's rounds over seconds; a single
     :meth:`cost` runs its rounds back to back. Results are cached by graph fingerprint, so an
     isomorphic architecture is measured once: graphs with one fingerprint export to one network (the
-    sums' terms in a canonical order, see :class:`~nas.ir.torch_module.GraphModule`). Latency is a
+    sums' terms in a canonical order, ``canonical_sums`` of :class:`~nas.ir.torch_module.GraphModule`). Latency is a
     property of this machine: compare architectures measured on one machine.
     """
 
@@ -207,7 +207,7 @@ def _export(graph: ArchGraph) -> Any:
     from nas.ir.torch_export import export_onnx
 
     shape = tuple(graph.inputs[0].out_shapes[0])
-    return export_onnx(graph.to_torch(seed=0), torch.zeros((1, *shape[1:])))
+    return export_onnx(graph.to_torch(seed=0, canonical_sums=True), torch.zeros((1, *shape[1:])))
 
 
 def runtime_graph(graph: ArchGraph, threads: int = 1) -> onnx.ModelProto:

@@ -57,7 +57,8 @@ same run, one pass of measurement agreed with the next within ±10% for 88.9% of
 
 Both caches are by fingerprint (:class:`~nas.hardware.MeasuredLatency` and
 :func:`runtime_kernel_keys`), which is sound because graphs with one fingerprint export to one
-network: :class:`~nas.ir.torch_module.GraphModule` adds a sum's terms in a canonical order.
+network: the export adds a sum's terms in a canonical order (``canonical_sums`` of
+:class:`~nas.ir.torch_module.GraphModule`).
 """
 
 from __future__ import annotations

@@ -247,11 +247,12 @@ class ArchGraph:
 
         return to_pyg(self)
 
-    def to_torch(self, *, keep_weights: bool = False, seed: int | None = None) -> nn.Module:
+    def to_torch(self, *, keep_weights: bool = False, seed: int | None = None,
+                 canonical_sums: bool = False) -> nn.Module:
         """A trainable ``nn.Module`` computing this graph. See :func:`nas.ir.torch_module.to_torch`."""
         from nas.ir.torch_module import to_torch
 
-        return to_torch(self, keep_weights=keep_weights, seed=seed)
+        return to_torch(self, keep_weights=keep_weights, seed=seed, canonical_sums=canonical_sums)
 
     def to_text(self) -> str:
         """One line per node, ``name = Op[attrs](inputs) -> shapes``, for text encoders."""

@@ -209,8 +209,8 @@ def _add(*xs: torch.Tensor) -> torch.Tensor:
     times. Adding it that many times would make the module's cost (and an export's) depend on the order
     in which the operands happen to be listed, since the exporter's common-subexpression pass merges
     equal partial chains only where they line up. ``count * x`` costs the same whatever the order (an
-    integer ``count``, so an integer sum stays integer). :class:`GraphModule` also lists a sum's
-    operands in a canonical order (see its plan), so that graphs with one fingerprint export one network.
+    integer ``count``, so an integer sum stays integer). With ``canonical_sums``, :class:`GraphModule`
+    also lists a sum's operands in a canonical order, so that graphs with one fingerprint export one network.
     """
     distinct: list[torch.Tensor] = []
     counts: list[int] = []
@@ -304,9 +304,15 @@ def _key(i: int, name: str) -> str:
 
 
 class GraphModule(nn.Module):
-    """Executes an :class:`ArchGraph` (see the module docstring). Inputs in graph-input order."""
+    """Executes an :class:`ArchGraph` (see the module docstring). Inputs in graph-input order.
 
-    def __init__(self, graph: ArchGraph, *, keep_weights: bool = False) -> None:
+    ``canonical_sums`` adds each sum's terms in an order fixed by the computation alone (input-dependent
+    terms first, then by the producer's Weisfeiler-Lehman colour), so that graphs with one fingerprint
+    export to one network; the exports that are timed and cached by fingerprint use it
+    (:mod:`nas.hardware`). Otherwise the terms are added in the IR's order, which spares the colour
+    refinement (about a quarter of building an NB201 module)."""
+
+    def __init__(self, graph: ArchGraph, *, keep_weights: bool = False, canonical_sums: bool = False) -> None:
         super().__init__()
         self.graph_name = graph.name
         self.batch = graph.batch_size
@@ -319,7 +325,7 @@ class GraphModule(nn.Module):
         shared: dict[str, nn.Parameter] = {}  # initializer name -> the one Parameter for it
         const_keys: dict[str, str] = {}
         live = {n.name for n in graph.inputs}  # nodes whose value depends on a graph input
-        colour: dict[str, str] | None = None  # WL colours, computed at the first sum
+        colour: dict[str, str] | None = None  # WL colours, computed at the first sum (canonical_sums)
         for i, node in enumerate(graph.nodes):
             if node.op == "Input":
                 continue
@@ -350,7 +356,7 @@ class GraphModule(nn.Module):
                     operands.append(("zero", shape))
             if any(isinstance(x, Ref) and x.node in live for x in node.inputs):
                 live.add(node.name)
-            if node.op == "Add" and len(operands) > 1:
+            if canonical_sums and node.op == "Add" and len(operands) > 1:
                 # a canonical order of the terms: those that depend on an input first, those that are constant
                 # last (onnxruntime folds them), each group by its producer's WL colour, so graphs with one
                 # fingerprint export one network whatever order the IR lists the operands in
@@ -419,11 +425,13 @@ def _seeded(seed: int | None) -> Iterator[None]:
         yield
 
 
-def to_torch(graph: ArchGraph, *, keep_weights: bool = False, seed: int | None = None) -> GraphModule:
+def to_torch(graph: ArchGraph, *, keep_weights: bool = False, seed: int | None = None,
+             canonical_sums: bool = False) -> GraphModule:
     """A trainable module for ``graph``; re-initialized (PyTorch defaults) unless ``keep_weights``.
 
     With ``seed`` the initialization is drawn from a private RNG state (the global one is left
-    unchanged), so the same seed gives the same weights in a fresh process.
+    unchanged), so the same seed gives the same weights in a fresh process. ``canonical_sums``: see
+    :class:`GraphModule` (for exports that must be one network per fingerprint).
     """
     if keep_weights and not graph.has_weights:
         raise IRError(
@@ -431,4 +439,4 @@ def to_torch(graph: ArchGraph, *, keep_weights: bool = False, seed: int | None =
             "use keep_weights=False to initialize them"
         )
     with _seeded(seed):
-        return GraphModule(graph, keep_weights=keep_weights)
+        return GraphModule(graph, keep_weights=keep_weights, canonical_sums=canonical_sums)

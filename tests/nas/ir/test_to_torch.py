@@ -430,3 +430,20 @@ def test_sum_takes_a_repeated_operand_once_times_its_count() -> None:
     torch.testing.assert_close(_add(a), a)
     equal_values = a.clone()  # equal values in another tensor are another operand
     torch.testing.assert_close(_add(a, equal_values), 2 * a)
+
+
+@pytest.mark.parametrize("name", ["transformer", "nb201-seed0", "nb201-seed2"])
+def test_canonical_sums_compute_the_same_function(name: str) -> None:
+    """The canonical sum order changes only the order of additions: in float64 the two modules agree (same
+    weights, drawn in node order either way), and the default keeps the IR's order."""
+    case = exported(name)
+    plain = case.graph.to_torch(keep_weights=True).eval().double()
+    canonical = case.graph.to_torch(keep_weights=True, canonical_sums=True).eval().double()
+    with torch.no_grad():
+        a, b = plain(case.x.double()), canonical(case.x.double())
+    assert _max_diff(a, b) <= ATOL64 * max(1.0, a.abs().max().item())
+    ir_order = {n.name: [r.node for _, r in n.refs] for n in case.graph.nodes if n.op == "Add"}
+    plans = {m: {name: [o[1] for o in ops if o[0] == "ref"] for _, name, ops in m._plan if name in ir_order}
+             for m in (plain, canonical)}
+    assert plans[plain] == ir_order
+    assert sorted(map(sorted, plans[canonical].values())) == sorted(map(sorted, ir_order.values()))
