@@ -50,22 +50,19 @@ scale and shift are trainable, as in TensorFlow's ``batch_normalization``. The b
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import onnx
 import torch
-from onnx import TensorProto, helper, numpy_helper
 from torch import Tensor, nn
 
 from nas.errors import GenotypeError
 from nas.ir import ArchGraph
-from nas.ir.onnx_import import structure_only_model
+from nas.ir.onnx_writer import OnnxWriter
 from search_spaces import SPACES
 from search_spaces.base import Dimension
 
@@ -389,53 +386,14 @@ class NB101Network(nn.Module):
 # --------------------------------------------------------------------------- direct ONNX graph
 
 
-@functools.lru_cache(maxsize=256)
-def _weight_type(shape: tuple[int, ...]) -> onnx.TypeProto:
-    return helper.make_tensor_type_proto(TensorProto.FLOAT, list(shape))
-
-
-class _OnnxBuilder:
-    """Writes the same network as :class:`NB101Network` with ``onnx.helper``, in milliseconds.
-
-    Structure only: weights are typed graph inputs without values (``nas:data_inputs`` names the one
-    data input), as in :mod:`search_spaces.nb201`; ``to_torch()`` initializes them. For a file with
-    weights, export :meth:`NB101Space.to_module`.
+class _OnnxBuilder(OnnxWriter):
+    """Writes the same network as :class:`NB101Network` with ``onnx.helper``, in milliseconds
+    (structure-only, see :mod:`nas.ir.onnx_writer`). For a file with weights, export :meth:`NB101Space.to_module`.
     """
 
-    def __init__(self) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.inits: list[onnx.TensorProto] = []
-        self.weights: list[onnx.ValueInfoProto] = []
-        self.k = 0
-
-    def fresh(self, base: str) -> str:
-        self.k += 1
-        return f"{base}_{self.k}"
-
-    def weight(self, shape: tuple[int, ...]) -> str:
-        name = self.fresh("w")
-        vi = onnx.ValueInfoProto(name=name)
-        vi.type.CopyFrom(_weight_type(shape))
-        self.weights.append(vi)
-        return name
-
-    def const(self, values: Sequence[int]) -> str:
-        name = self.fresh("c")
-        self.inits.append(numpy_helper.from_array(np.asarray(values, dtype=np.int64), name))
-        return name
-
-    def node(self, op: str, inputs: list[str], output: str | None = None, **attrs: Any) -> str:
-        out = output or self.fresh(op.lower())
-        self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
-        return out
-
     def conv_bn_relu(self, x: str, c_in: int, c_out: int, k: int) -> str:
-        p = k // 2
-        x = self.node("Conv", [x, self.weight((c_out, c_in, k, k))], kernel_shape=[k, k], strides=[1, 1],
-                      pads=[p] * 4, dilations=[1, 1], group=1)
-        bn = [x] + [self.weight((c_out,)) for _ in range(4)]
-        x = self.node("BatchNormalization", bn, epsilon=BN_EPS, momentum=1 - BN_MOMENTUM)
-        return self.node("Relu", [x])
+        x = self.conv(x, c_in, c_out, k, pad=k // 2)
+        return self.node("Relu", [self.batch_norm(x, c_out, BN_EPS, 1 - BN_MOMENTUM, base="w")])
 
     def cell(self, spec: NB101Spec, x: str, c_in: int, c_out: int) -> str:
         m, n = spec.matrix, spec.num_vertices
@@ -480,8 +438,7 @@ class _OnnxBuilder:
         self.node("Gemm", [x, self.weight((space.num_classes, c)), self.weight((space.num_classes,))], "output",
                   transB=1)
         size = space.input_size
-        return structure_only_model("nb101", self.nodes, [batch, 3, size, size], [batch, space.num_classes],
-                                    self.inits, self.weights)
+        return self.model("nb101", [batch, 3, size, size], [batch, space.num_classes])
 
 
 # --------------------------------------------------------------------------- the space

@@ -29,12 +29,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import numpy_helper
 from torch import Tensor, nn
 
 from nas.errors import GenotypeError
 from nas.ir import ArchGraph
-from nas.ir.onnx_import import structure_only_model
+from nas.ir.onnx_writer import OnnxWriter
 from search_spaces import SPACES
 from search_spaces.base import Dimension
 
@@ -265,69 +265,20 @@ class NB201Network(nn.Module):
 # --------------------------------------------------------------------------- direct ONNX graph
 
 
-@functools.lru_cache(maxsize=64)
-def _weight_type(shape: tuple[int, ...]) -> onnx.TypeProto:
-    return helper.make_tensor_type_proto(TensorProto.FLOAT, list(shape))
-
-
-def _hashable(v: object) -> object:
-    return tuple(v) if isinstance(v, list) else v
-
-
-@functools.lru_cache(maxsize=256)
-def _attributes(items: tuple[tuple[str, object], ...]) -> list[onnx.AttributeProto]:
-    """Attribute protos for one attribute set, built once (``make_attribute`` is slow)."""
-    return [helper.make_attribute(k, list(v) if isinstance(v, tuple) else v) for k, v in items]
-
-
-class _OnnxBuilder:
-    """Writes the same network as :class:`NB201Network` with ``onnx.helper``.
-
-    The model is structure-only: weights are typed graph inputs with shapes and no values (the
-    ``nas:data_inputs`` metadata names the one data input), which keeps building and checking it to
-    milliseconds; it is still a valid ONNX model that runs when the weights are fed. ``to_torch()``
-    initializes them; for a file with weights, export :meth:`NB201Space.to_module` instead (what
-    ``nas export`` does).
+class _OnnxBuilder(OnnxWriter):
+    """Writes the same network as :class:`NB201Network` with ``onnx.helper``, structure-only (see
+    :mod:`nas.ir.onnx_writer`): it is still a valid ONNX model that runs when the weights are fed.
+    For a file with weights, export :meth:`NB201Space.to_module` instead (what ``nas export`` does).
     """
 
     def __init__(self, batch: int, size: int) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.inits: list[onnx.TensorProto] = []
-        self.weights: list[onnx.ValueInfoProto] = []
-        self.k = 0
+        super().__init__()
         self.batch = batch
         self.size = size
 
-    def name(self, base: str) -> str:
-        self.k += 1
-        return f"{base}_{self.k}"
-
-    def init(self, base: str, shape: tuple[int, ...]) -> str:
-        """A float weight with a shape and no values: a typed graph input (see ``DATA_INPUTS_KEY``)."""
-        n = self.name(base)
-        vi = onnx.ValueInfoProto(name=n)
-        vi.type.CopyFrom(_weight_type(shape))
-        self.weights.append(vi)
-        return n
-
-    def node(self, op: str, inputs: list[str], **attrs: object) -> str:
-        out = self.name(op.lower())
-        n = onnx.NodeProto(op_type=op, input=inputs, output=[out], name=out)
-        n.attribute.extend(_attributes(tuple(sorted((k, _hashable(v)) for k, v in attrs.items()))))
-        self.nodes.append(n)
-        return out
-
     def relu_conv_bn(self, x: str, c_in: int, c_out: int, k: int, stride: int) -> str:
-        x = self.node("Relu", [x])
-        w = self.init("w", (c_out, c_in, k, k))
-        p = (k - 1) // 2
-        x = self.node("Conv", [x, w], kernel_shape=[k, k], strides=[stride, stride], pads=[p] * 4,
-                      dilations=[1, 1], group=1)
-        return self.bn(x, c_out)
-
-    def bn(self, x: str, c: int) -> str:
-        ins = [x] + [self.init(r, (c,)) for r in ("scale", "bias", "mean", "var")]
-        return self.node("BatchNormalization", ins, epsilon=1e-5, momentum=0.9)
+        x = self.conv(self.node("Relu", [x]), c_in, c_out, k, stride=stride, pad=(k - 1) // 2)
+        return self.batch_norm(x, c_out)
 
     def edge(self, op: str, x: str, c: int) -> str:
         if op == "skip_connect":
@@ -349,10 +300,7 @@ class _OnnxBuilder:
     def build(self, g: Genotype, c: int, n: int, num_classes: int) -> onnx.ModelProto:
         self.zero = "zero"
         self.inits.append(numpy_helper.from_array(np.array(0.0, np.float32), "zero"))
-        x = "input"
-        w = self.init("w", (c, 3, 3, 3))
-        x = self.node("Conv", [x, w], kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1], dilations=[1, 1], group=1)
-        x = self.bn(x, c)
+        x = self.batch_norm(self.conv("input", 3, c, 3, pad=1), c)
         c_prev = c
         for stage, mult in enumerate((1, 2, 4)):
             c_cur = c * mult
@@ -360,21 +308,13 @@ class _OnnxBuilder:
                 a = self.relu_conv_bn(x, c_prev, c_cur, 3, 2)
                 b = self.relu_conv_bn(a, c_cur, c_cur, 3, 1)
                 s = self.node("AveragePool", [x], kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 0, 0])
-                w = self.init("w", (c_cur, c_prev, 1, 1))
-                s = self.node("Conv", [s, w], kernel_shape=[1, 1], strides=[1, 1], pads=[0, 0, 0, 0],
-                              dilations=[1, 1], group=1)
-                x = self.node("Add", [b, s])
+                x = self.node("Add", [b, self.conv(s, c_prev, c_cur, 1)])
             for _ in range(n):
                 x = self.cell(g, x, c_cur)
             c_prev = c_cur
-        x = self.node("Relu", [self.bn(x, c_prev)])
-        x = self.node("GlobalAveragePool", [x])
-        x = self.node("Flatten", [x], axis=1)
-        w = self.init("w", (num_classes, c_prev))
-        b = self.init("b", (num_classes,))
-        self.nodes.append(helper.make_node("Gemm", [x, w, b], ["output"], name="classifier", transB=1))  # graph output
-        return structure_only_model("nb201", self.nodes, [self.batch, 3, self.size, self.size],
-                                    [self.batch, num_classes], self.inits, self.weights)
+        x = self.node("Relu", [self.batch_norm(x, c_prev)])
+        self.gemm_output(self.node("GlobalAveragePool", [x]), c_prev, num_classes, name="classifier")
+        return self.model("nb201", [self.batch, 3, self.size, self.size], [self.batch, num_classes])
 
 
 # --------------------------------------------------------------------------- the space
