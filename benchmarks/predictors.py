@@ -118,12 +118,12 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 # --------------------------------------------------------------------------- graph cache
-# Building a graph costs from 10 ms (NB201, NB101: ONNX written directly) to several seconds (NB301:
-# a TorchScript export of the DARTS network). The runs need the same graphs many times, so
-# GraphStore keeps them under ``workdir/graphs/<space>-v<CACHE_VERSION>.pkl`` without their weight
-# values (the predictors read structure, shapes, params and FLOPs; fingerprints, params and FLOPs are
-# unchanged by the stripping). The file is pickled: a private cache of this benchmark, written and
-# read by the same code on the same machine, never an exchanged format; delete it when the IR changes.
+# Building a graph costs 10 to 40 ms (NB201, NB101 and NB301 write their ONNX directly): minutes
+# for the 15,625 NB201 graphs, which the runs need many times. GraphStore keeps them under
+# ``workdir/graphs/<space>-v<CACHE_VERSION>.pkl`` without their weight values (the predictors read
+# structure, shapes, params and FLOPs; fingerprints, params and FLOPs are unchanged by the
+# stripping). The file is pickled: a private cache of this benchmark, written and read by the same
+# code on the same machine, never an exchanged format; delete it when the IR changes.
 
 #: Bump when the IR changes in a way that makes cached graphs stale.
 CACHE_VERSION = 1
@@ -423,7 +423,7 @@ def run_zeroshot(r: Runner, seeds: Sequence[int], methods: Sequence[str],
     nb201 = r.labelled("nb201", "cifar10_test_acc")
     nb201_valid = r.labelled("nb201", "cifar10valid_valid_acc")
     targets = {sp: r.labelled(sp, "val_accuracy") for sp in ("nb101", "nb301") if f"nb201_to_{sp}" in directions}
-    if r.args.nb301_n and "nb301" in targets:  # the first rows only (NB301 graphs take seconds each to build)
+    if r.args.nb301_n and "nb301" in targets:  # the first rows only (a quicker run)
         lab301 = targets["nb301"]
         targets["nb301"] = type(lab301)(lab301.space, lab301.target, lab301.archs[:r.args.nb301_n],
                                         lab301.y[:r.args.nb301_n])

@@ -62,11 +62,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import onnx
 import torch
 from torch import Tensor, nn
 
 from nas.errors import GenotypeError, NasError
 from nas.ir import ArchGraph
+from nas.ir.onnx_writer import OnnxWriter
 from search_spaces import SPACES
 from search_spaces.base import Dimension
 
@@ -463,6 +465,90 @@ class DartsNetwork(nn.Module):
         return self._run(x, with_aux=True)
 
 
+# --------------------------------------------------------------------------- direct ONNX graph
+
+
+class _OnnxBuilder(OnnxWriter):
+    """Writes the same network as :class:`DartsNetwork` with ``onnx.helper`` (structure only, see
+    :mod:`nas.ir.onnx_writer`): tens of milliseconds, where the TorchScript export takes about a second."""
+
+    def __init__(self, space: DartsSpace) -> None:
+        super().__init__()
+        self.space = space
+
+    def relu_conv_bn(self, x: str, c_in: int, c_out: int) -> str:
+        return self.batch_norm(self.conv(self.node("Relu", [x]), c_in, c_out, 1), c_out)
+
+    def factorized_reduce(self, x: str, c_in: int, c_out: int, size: int) -> str:
+        x = self.node("Relu", [x])
+        a = self.conv(x, c_in, c_out // 2, 1, stride=2)
+        shifted = x  # x[:, :, 1:, 1:], as the exporter writes it: one Slice per axis
+        for axis in (2, 3):
+            shifted = self.node("Slice", [shifted, self.const([1]), self.const([size]), self.const([axis]),
+                                          self.const([1])])
+        b = self.conv(shifted, c_in, c_out // 2, 1, stride=2)
+        return self.batch_norm(self.node("Concat", [a, b], axis=1), c_out)
+
+    def dil_conv(self, x: str, c: int, k: int, stride: int, dilation: int) -> str:
+        x = self.node("Relu", [x])
+        x = self.conv(x, c, c, k, stride=stride, pad=dilation * (k - 1) // 2, dilation=dilation, groups=c)
+        return self.batch_norm(self.conv(x, c, c, 1), c)
+
+    def edge(self, op: str, x: str, c: int, stride: int, size: int) -> str:
+        """One op of :func:`_make_op` on ``x`` (``c`` channels, ``size`` x ``size``)."""
+        if op == "skip_connect":
+            return x if stride == 1 else self.factorized_reduce(x, c, c, size)
+        if op == "max_pool_3x3":
+            return self.node("MaxPool", [x], kernel_shape=[3, 3], strides=[stride, stride], pads=[1] * 4)
+        if op == "avg_pool_3x3":
+            return self.node("AveragePool", [x], kernel_shape=[3, 3], strides=[stride, stride], pads=[1] * 4,
+                             count_include_pad=0)
+        if op == NONE:
+            if stride > 1:
+                for axis in (2, 3):
+                    x = self.node("Slice", [x, self.const([0]), self.const([size]), self.const([axis]),
+                                            self.const([stride])])
+            return self.node("Mul", [x, self.const(0.0, np.float32)])
+        kind, kernel = op.rsplit("_", 1)
+        k = int(kernel[0])
+        if kind == "sep_conv":
+            return self.dil_conv(self.dil_conv(x, c, k, stride, 1), c, k, 1, 1)
+        return self.dil_conv(x, c, k, stride, 2)
+
+    def cell(self, cell: Cell, s0: str, s1: str, c_pp: int, c_p: int, c: int, size: int, reduction: bool,
+             reduction_prev: bool) -> str:
+        """:class:`DartsCell`; ``size`` is the resolution of ``s1`` (``s0`` has twice it after a reduction)."""
+        states = [self.factorized_reduce(s0, c_pp, c, 2 * size) if reduction_prev else self.relu_conv_bn(s0, c_pp, c),
+                  self.relu_conv_bn(s1, c_p, c)]
+        for k in range(N_NODES):
+            terms = [self.edge(op, states[src], c, 2 if reduction and src < 2 else 1, size)
+                     for op, src in cell[2 * k : 2 * k + 2]]
+            states.append(self.node("Add", terms))
+        return self.node("Concat", states[2:], axis=1)
+
+    def build(self, g: DartsGenotype, batch: int) -> onnx.ModelProto:
+        sp = self.space
+        stem_c = 3 * sp.c
+        size = sp.input_size
+        s0 = s1 = self.batch_norm(self.conv("input", 3, stem_c, 3, pad=1), stem_c)
+        c_pp, c_p, c_cur = stem_c, stem_c, sp.c
+        reductions = (sp.layers // 3, 2 * sp.layers // 3)
+        reduction_prev = False
+        for i in range(sp.layers):
+            reduction = i in reductions
+            if reduction:
+                c_cur *= 2
+            out = self.cell(g.reduce if reduction else g.normal, s0, s1, c_pp, c_p, c_cur, size, reduction,
+                            reduction_prev)
+            if reduction:
+                size = (size + 1) // 2
+            s0, s1 = s1, out
+            reduction_prev = reduction
+            c_pp, c_p = c_p, N_NODES * c_cur
+        self.gemm_output(self.node("GlobalAveragePool", [s1]), c_p, sp.num_classes)
+        return self.model("darts", [batch, 3, sp.input_size, sp.input_size], [batch, sp.num_classes])
+
+
 # --------------------------------------------------------------------------- the space
 
 
@@ -579,15 +665,21 @@ class DartsSpace:
             c_pp, c_p = c_p, N_NODES * c_cur
         return total + c_p * nc + nc
 
+    def to_onnx(self, genotype: str | DartsGenotype, batch: int = 1) -> onnx.ModelProto:
+        """The network as a structure-only ONNX model built directly with ``onnx.helper`` (no torch
+        export; see :mod:`nas.ir.onnx_writer`). For a file with weights, export :meth:`to_module`."""
+        return _OnnxBuilder(self).build(parse_genotype(genotype), batch)
+
     def to_graph(self, genotype: str | DartsGenotype, batch: int = 1) -> ArchGraph:
-        """The exported network (TorchScript ONNX export of :meth:`to_module`, about half a second).
+        """The network's graph, from :meth:`to_onnx`: the same graph as the exported :meth:`to_module`
+        (same fingerprint, node order and parameter count; tested), in tens of milliseconds instead of
+        the export's half a second to a second.
 
         The auxiliary head is not in ``forward`` and so not in the graph. ONNX's BatchNormalization
         always has a scale and a bias, so with ``affine_ops=False`` the graph's ``params`` exceed
         :meth:`param_count` by ``2 * channels`` per op BatchNorm; ``none`` edges are dropped by the IR.
         """
-        x = torch.zeros(self.example_input_shape(batch, genotype))
-        return ArchGraph.from_module(self.to_module(genotype), x)
+        return ArchGraph.from_onnx(self.to_onnx(genotype, batch))
 
     def example_input_shape(self, batch: int = 1, genotype: Any = None) -> tuple[int, int, int, int]:
         return (batch, 3, self.input_size, self.input_size)

@@ -274,16 +274,64 @@ def test_param_count_matches_the_module() -> None:
             assert sp.param_count(g) == _n_params(sp.to_module(g)), cfg
 
 
-def test_to_graph_equals_the_exported_module(small: DartsSpace) -> None:
+# every op on every kind of edge: strided zero and FactorizedReduce skips on the reduction cell's inputs
+ALL_EDGES = (
+    "normal=sep_conv_3x3~0;skip_connect~1;dil_conv_5x5~2;avg_pool_3x3~0;max_pool_3x3~1;none~3;skip_connect~2;"
+    "sep_conv_5x5~4|reduce=skip_connect~0;avg_pool_3x3~1;max_pool_3x3~0;none~2;dil_conv_3x3~1;sep_conv_3x3~2;"
+    "none~0;skip_connect~4"
+)
+
+
+def _assert_same_graph(direct: ArchGraph, exported: ArchGraph, what: str) -> None:
+    assert direct.fingerprint() == exported.fingerprint(), what
+    # the same nodes in the same order: encodings that read the node list (text, PyG) agree too
+    assert [n.label() for n in direct.nodes] == [n.label() for n in exported.nodes], what
+    assert direct.to_text() == exported.to_text(), what
+    assert direct.params == exported.params and direct.flops == exported.flops, what
+
+
+@pytest.mark.parametrize("cfg", [{"c": 4, "layers": 5}, NASLIB_ZC,
+                                 {"c": 4, "layers": 6, "num_classes": 100, "input_size": 16}])
+def test_to_graph_equals_the_exported_module(cfg: dict[str, object]) -> None:
+    """The direct ONNX builder against the reference: the TorchScript export of the module."""
     torch.set_num_threads(1)
+    sp = DartsSpace(**cfg)  # type: ignore[arg-type]
     rng = np.random.default_rng(123)
-    x = torch.zeros(small.example_input_shape(1))
-    for g in (parse_genotype(DARTS_V2), small.sample(rng)):
-        graph = small.to_graph(g)
-        exported = ArchGraph.from_module(small.to_module(g), x)
-        assert graph.fingerprint() == exported.fingerprint(), format_genotype(g)
-        assert graph.params == exported.params == small.param_count(g)
+    for batch, g in ((1, parse_genotype(DARTS_V2)), (1, parse_genotype(ALL_EDGES)), (2, sp.sample(rng))):
+        graph = sp.to_graph(g, batch=batch)
+        exported = ArchGraph.from_module(sp.to_module(g), torch.zeros(sp.example_input_shape(batch)))
+        _assert_same_graph(graph, exported, f"{cfg} {format_genotype(g)}")
         assert graph.summary()["op_counts"]["Gemm"] == 1
+        assert graph.params == sp.param_count(g) + (0 if sp.affine_ops else 2 * _op_bn_channels(sp, g))
+
+
+def _op_bn_channels(sp: DartsSpace, g: DartsGenotype) -> int:
+    """The channels of the BatchNorms inside the edge ops (ONNX gives them a scale and a bias even when
+    the module's are non-affine)."""
+    return sum(p.numel() for name, p in DartsSpace(sp.c, sp.layers, sp.num_classes).to_module(g).named_parameters()
+               if ".ops." in name and p.dim() == 1) // 2
+
+
+@pytest.mark.slow
+def test_to_graph_equals_the_exported_module_50(space: DartsSpace) -> None:
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(2024)
+    x = torch.zeros(space.example_input_shape(1))
+    for _ in range(50):
+        g = space.sample(rng)
+        _assert_same_graph(space.to_graph(g), ArchGraph.from_module(space.to_module(g), x), format_genotype(g))
+
+
+def test_structure_only_onnx_runs_when_weights_are_fed(small: DartsSpace) -> None:
+    import onnxruntime as ort
+
+    g = parse_genotype(ALL_EDGES)
+    sess = ort.InferenceSession(small.to_onnx(g, batch=2).SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {i.name: np.ones(i.shape, np.float32) for i in sess.get_inputs()}
+    (out,) = sess.run(None, feeds)
+    assert out.shape == (2, 10) and np.isfinite(out).all()
+    assert sess.get_inputs()[0].name == "input"
+    assert len(feeds) - 1 == sum(len(n.weights) for n in small.to_graph(g).nodes)
 
 
 # --------------------------------------------------------------------------- NASLib's `params` column
