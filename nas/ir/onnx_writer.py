@@ -72,10 +72,10 @@ class OnnxWriter:
         return self.node("BatchNormalization", ins, epsilon=eps, momentum=momentum)
 
     def conv(self, x: str, c_in: int, c_out: int, k: int, stride: int = 1, pad: int = 0, dilation: int = 1,
-             groups: int = 1) -> str:
-        """A bias-free ``k x k`` convolution."""
-        w = self.weight((c_out, c_in // groups, k, k))
-        return self.node("Conv", [x, w], kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4,
+             groups: int = 1, bias: bool = False) -> str:
+        """A ``k x k`` convolution (bias-free unless ``bias``)."""
+        ins = [x, self.weight((c_out, c_in // groups, k, k))] + ([self.weight((c_out,), "b")] if bias else [])
+        return self.node("Conv", ins, kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4,
                          dilations=[dilation, dilation], group=groups)
 
     def node(self, op: str, inputs: list[str], output: str | None = None, *, node_name: str | None = None,

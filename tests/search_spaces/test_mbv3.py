@@ -266,6 +266,34 @@ def test_param_range_of_200_samples(space: MBv3Space) -> None:
     assert 5_000_000 < max(counts) <= 8_083_024
 
 
+def _assert_same_graph(direct: ArchGraph, exported: ArchGraph, what: str) -> None:
+    assert direct.fingerprint() == exported.fingerprint(), what
+    # the same nodes in the same order: encodings that read the node list (text, PyG) agree too
+    assert [n.label() for n in direct.nodes] == [n.label() for n in exported.nodes], what
+    assert direct.to_text() == exported.to_text(), what
+    assert direct.params == exported.params and direct.flops == exported.flops, what
+
+
+def test_to_graph_equals_the_exported_module(space: MBv3Space) -> None:
+    """The direct ONNX builder against the reference: the TorchScript export of the module."""
+    rng = np.random.default_rng(7)
+    other = MBv3Space(num_classes=10, dropout=0.2)  # the dropout is not in the (eval-mode) graph
+    cases = [(space, _smallest(space), 1), (space, _largest(space), 1), (space, space.sample(rng), 2),
+             (other, other.sample(rng), 1)]
+    for sp, g, batch in cases:
+        exported = ArchGraph.from_module(sp.to_module(g), torch.zeros(sp.example_input_shape(batch, g)))
+        _assert_same_graph(sp.to_graph(g, batch=batch), exported, sp.format(g))
+
+
+@pytest.mark.slow
+def test_to_graph_equals_the_exported_module_30(space: MBv3Space) -> None:
+    rng = np.random.default_rng(2025)
+    for _ in range(30):
+        g = space.sample(rng)
+        exported = ArchGraph.from_module(space.to_module(g), torch.zeros(space.example_input_shape(1, g)))
+        _assert_same_graph(space.to_graph(g), exported, space.format(g))
+
+
 def _check_graph_against_module(space: MBv3Space, genotypes: list[MBv3Genotype]) -> float:
     """The largest relative FLOP difference; also checks params, ops, and that fingerprints differ."""
     worst = 0.0
