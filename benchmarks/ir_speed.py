@@ -9,7 +9,11 @@ Two medians, each after one warm-up:
 * ONNX file -> ``ArchGraph`` for a ResNet-50 (25.6 M parameters, written here without torchvision and
   exported once with the TorchScript exporter), over ``--repeats`` loads. Goal: <= 1 s.
 
-For context it also times the export of the ResNet-50 itself and ``fingerprint()``.
+For context it also times the export of the ResNet-50 itself and ``fingerprint()``, and, for each
+built-in space (``nb201``, ``nb101``, ``darts``, ``mbv3``), ``to_graph`` (the space writes its ONNX
+directly) side by side with the graph of its exported module (``ArchGraph.from_module(to_module(g))``,
+the TorchScript exporter), over the same ``--n-spaces`` random genotypes: both medians, their ratio,
+and how many of the pairs have one fingerprint.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from benchmarks._common import add_common_args, report, settings
+from benchmarks._common import add_common_args, print_table, report, settings
 
 
 class Bottleneck(nn.Module):
@@ -79,11 +83,37 @@ def _median_ms(fn: Callable[[Any], Any], items: Sequence[Any]) -> float:
     return statistics.median(times)
 
 
+def _direct_vs_export(n: int, seed: int) -> list[dict[str, Any]]:
+    """Per space: median ``to_graph`` and median graph of the exported module, on the same ``n`` genotypes."""
+    from nas.ir import ArchGraph
+    from search_spaces import SPACES
+
+    torch.set_num_threads(1)
+    rows = []
+    for name in ("nb201", "nb101", "darts", "mbv3"):
+        space = SPACES.resolve(name)
+        rng = np.random.default_rng(seed)
+        genotypes = [space.sample(rng) for _ in range(n)]
+
+        def exported(g: Any, space: Any = space) -> ArchGraph:
+            return ArchGraph.from_module(space.to_module(g), torch.zeros(space.example_input_shape(1, g)))
+
+        space.to_graph(genotypes[0])  # warm-up
+        exported(genotypes[0])
+        direct_ms, export_ms = _median_ms(space.to_graph, genotypes), _median_ms(exported, genotypes)
+        same = sum(space.to_graph(g).fingerprint() == exported(g).fingerprint() for g in genotypes)
+        rows.append({"space": name, "n": n, "direct_ms": direct_ms, "export_ms": export_ms,
+                     "ratio": export_ms / direct_ms, "same_fingerprint": same})
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p, default_out="ir_speed.json")
     p.add_argument("--n-nb201", type=int, default=200, help="NB201 architectures to time (default 200)")
     p.add_argument("--repeats", type=int, default=5, help="ResNet-50 loads to time (default 5)")
+    p.add_argument("--n-spaces", type=int, default=10,
+                   help="genotypes per space for direct-vs-export (default 10; 0 skips it)")
     args = p.parse_args(argv)
 
     import onnx
@@ -113,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         g = ArchGraph.from_onnx(path)  # warm-up
         resnet_ms = _median_ms(lambda _: ArchGraph.from_onnx(path), range(args.repeats))
 
+    spaces = _direct_vs_export(args.n_spaces, args.seed) if args.n_spaces else []
+
     result: dict[str, Any] = {
         "nb201_genotype_to_graph_ms": {"median": nb201_ms, "n": len(genotypes), "goal": 5.0},
         "resnet50_file_to_graph_ms": {
@@ -121,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         },
         "nb201_fingerprint_ms": {"median": fp_ms, "n": len(graphs)},
         "resnet50_torch_export_s": export_s,
+        "spaces_direct_vs_export": spaces,
         "settings": settings(seed=args.seed, onnx_version=onnx.__version__),
     }
     report(args.out, result, [
@@ -129,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         {"what": "NB201 fingerprint()", "median_ms": fp_ms, "goal_ms": "", "n": len(graphs)},
         {"what": "ResNet-50 torch export", "median_ms": export_s * 1000, "goal_ms": "", "n": 1},
     ])
+    if spaces:
+        print("\nto_graph (direct ONNX) against the graph of the exported module, medians in ms:")
+        print_table(spaces, float_fmt=".3g")
     return result
 
 
