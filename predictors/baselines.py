@@ -288,6 +288,26 @@ class _RidgeBaseline(_Bagged):
     def _predict_models(self, x: FloatArray) -> FloatArray:
         return self._scaler.transform(x) @ self._coef.T + self._intercept
 
+    def adapt(self, graphs: Sequence[ArchGraph], *, features: npt.ArrayLike | None = None) -> _RidgeBaseline:
+        """Standardize the inputs with the statistics of unlabelled ``graphs`` (at least 2) of the
+        domain to be predicted, instead of the fitting set's: a graph is then read by where it
+        stands within its own space, as :meth:`GennapePredictor.adapt <predictors.gennape.GennapePredictor.adapt>`
+        does. For a linear model this keeps each input's direction and re-weights the inputs by
+        their spread in the target space (an NB101 network's log parameter count spreads otherwise
+        than an NB201 one's). Ranks transfer this way, not values. Returns ``self``."""
+        if not self._fitted:
+            raise PredictorError(f"{type(self).__name__}.adapt before fit (or load)")
+        graphs = check_graphs(graphs)
+        feats = check_features(features, len(graphs), width=self._n_features)
+        if len(graphs) < 2:
+            raise PredictorError(f"{type(self).__name__}.adapt needs at least 2 graphs of the target domain, "
+                                 f"got {len(graphs)}")
+        if self._n_features and feats is None:
+            raise PredictorError(f"{type(self).__name__}.adapt: fitted with {self._n_features} feature "
+                                 "columns; pass the target graphs' features too")
+        self._scaler = Standardizer.fit(self._encode(graphs, feats))
+        return self
+
     def _state(self) -> dict[str, np.ndarray]:
         return {"coef": self._coef, "intercept": self._intercept, "mean": self._scaler.mean,
                 "scale": self._scaler.scale}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sklearn.linear_model import RidgeCV
 
+from nas.errors import PredictorError
 from predictors.baselines import CapacityRidge, GraphGBDT, TextRidge, ZeroCostGBDT
 from predictors.encoders import GLOBAL_FEATURES
 from predictors.encodings import encoding_dim
@@ -60,3 +62,31 @@ def test_capacity_ridge_is_ridge_on_log_params_and_flops(graphs, targets, featur
     order = np.argsort([g.params for g in graphs[TEST]])
     pred = alone.predict(graphs[TEST])[0]
     assert pred[order[-1]] > pred[order[0]]
+
+
+def test_ridge_adapt_standardizes_on_the_target_graphs(graphs, targets, features) -> None:
+    """After ``adapt`` the same coefficients read inputs standardized with the target graphs' statistics:
+    on the fitting graphs themselves nothing changes; on others the prediction is the plain formula."""
+    p = CapacityRidge(bags=2).fit(graphs[TRAIN], targets[TRAIN], features=features[TRAIN])
+    before = p.predict(graphs[TEST], features=features[TEST])
+    p.adapt(graphs[TRAIN], features=features[TRAIN])
+    np.testing.assert_allclose(p.predict(graphs[TEST], features=features[TEST])[0], before[0], rtol=1e-12)
+
+    target = graphs[TEST]
+    x = p._encode(target, features[TEST])
+    p.adapt(target, features=features[TEST])
+    z = (x - x.mean(axis=0)) / x.std(axis=0)
+    np.testing.assert_allclose(p.predict(target, features=features[TEST])[0],
+                               (z @ p._coef.T + p._intercept).mean(axis=1), rtol=1e-10)
+    # the direction of each input is kept: a per-input shift and positive rescaling of the target space
+    # leave its ranking unchanged
+    mean, _ = p.predict(target, features=features[TEST])
+    scaled = features[TEST] * 3.0 + 5.0
+    np.testing.assert_allclose(p.adapt(target, features=scaled).predict(target, features=scaled)[0], mean,
+                               rtol=1e-10)
+    with pytest.raises(PredictorError, match="at least 2"):
+        p.adapt(target[:1], features=features[TEST][:1])
+    with pytest.raises(PredictorError, match="features"):
+        p.adapt(target)
+    with pytest.raises(PredictorError, match="before fit"):
+        TextRidge().adapt(target)
