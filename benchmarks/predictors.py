@@ -27,13 +27,17 @@ Experiments (BENCHMARKS.md, "Predictors" and "Latency"):
   (``cifar10valid_valid_acc``), tested on the NB101 sample and the NB301 sample (``val_accuracy``).
   ``gennape+adapt``: the same fit, then its inputs re-standardized on the unlabelled target graphs
   (:meth:`~predictors.gennape.GennapePredictor.adapt`), so each graph is read by where it stands
-  within its own space. ``+ft50``: GENNAPE-style adaptation with 50 labelled target architectures: the encoders are
-  pretrained contrastively on the source and all target graphs (unlabelled), the heads fit on the
-  source plus the 50 target architectures with the targets standardized per space (ranks within a
-  space are what transfer), tested on the other target architectures; ``+tune50``: fine-tuning
-  proper: the source fit, adapted to the unlabelled target graphs, then its heads trained on from
-  their fitted weights on the 50 (:meth:`~predictors.gennape.GennapePredictor.finetune`);
-  ``target50`` fits on the 50 target architectures alone, for reference.
+  within its own space. ``NAME+zc`` also gives the predictor the proxy scores of :data:`ZC_TRANSFER`
+  (synflow and l2_norm, chosen on the NB101 source alone; computed by the proxy engine for every
+  source and target architecture and cached in ``--workdir``) as features, e.g.
+  ``capacity_ridge+zc+adapt``. ``+ft50``: GENNAPE-style adaptation with 50 labelled target
+  architectures: the encoders are pretrained contrastively on the source and all target graphs
+  (unlabelled), the heads fit on the source plus the 50 target architectures with the targets
+  standardized per space (ranks within a space are what transfer), tested on the other target
+  architectures; ``+tune50``: fine-tuning proper: the source fit, adapted to the unlabelled target
+  graphs, then its heads trained on from their fitted weights on the 50
+  (:meth:`~predictors.gennape.GennapePredictor.finetune`); ``target50`` fits on the 50 target
+  architectures alone, for reference.
 * ``ablations``: NB201, ``n = 100``: the full GENNAPE-style predictor, without contrastive
   pretraining (randomly initialized, frozen encoders), without the fuzzy ensemble (one cluster,
   one head), with MSE only (no ranking loss), and a plain GNN regressor (one encoder trained end to
@@ -193,6 +197,7 @@ class Runner:
         self.workdir = Path(args.workdir)
         self.store = GraphStore(self.workdir)
         self._labelled: dict[tuple[str, str], Any] = {}
+        self._last_graphs: dict[str, tuple[tuple[str, ...], list[Any]]] = {}
 
     def labelled(self, space: str, target: str) -> Any:
         from predictors.data import labelled
@@ -203,8 +208,14 @@ class Runner:
         return self._labelled[key]
 
     def graphs(self, space: str, archs: Sequence[str]) -> list[Any]:
-        # NB201 graphs take 10 ms to build and 20 kB each to keep: build them, do not store them
-        return self.store.graphs(space, archs, persist=space != "nb201", progress=self.args.progress)
+        # NB201 graphs take 10 ms to build and 20 kB each to keep: build them, do not store them; but
+        # keep the last list of each space in memory (the zero-shot runs ask for all 15,625 every seed)
+        key = tuple(archs)
+        last = self._last_graphs.get(space)
+        if last is None or last[0] != key:
+            last = key, self.store.graphs(space, archs, persist=space != "nb201", progress=self.args.progress)
+            self._last_graphs[space] = last
+        return last[1]
 
     def cached(self, experiment: str, key: str, seed: int, compute: Callable[..., dict[str, Any]],
                *args: Any) -> dict[str, Any]:
@@ -341,25 +352,90 @@ def _zscore(y: np.ndarray) -> np.ndarray:
     return (y - y.mean()) / (y.std() or 1.0)
 
 
-def _transfer(m: str, s: int, train: Sequence[Any], y: np.ndarray, test: Sequence[Any]) -> tuple[np.ndarray, float]:
-    """Predictions for another space's ``test`` graphs; ``NAME+adapt`` re-standardizes the predictor's
-    inputs on the (unlabelled) test graphs first (:meth:`~predictors.gennape.GennapePredictor.adapt`)."""
-    name, _, extra = m.partition("+")
-    if not extra:
-        return fit_predict(m, s, train, y, test)
-    if extra != "adapt":
-        raise ValueError(f"unknown transfer method {m!r}: NAME or NAME+adapt")
+#: The proxies of the ``+zc`` transfer variants: every one of NASLib's NB101 proxy columns whose Spearman
+#: rho with ``val_accuracy`` on the 500-architecture NB101 sample (the source: no target labels) is at
+#: least 0.5 (flops 0.72, params 0.72, synflow 0.65, l2_norm 0.55; the next, snip, 0.45; jacov is
+#: -0.50), less params and flops, which ``capacity_ridge`` reads from the graph. Both are data-free.
+ZC_TRANSFER: tuple[str, ...] = ("synflow", "l2_norm")
+
+_ZC_WORKER: dict[str, Any] = {}
+
+
+def _zc_init(space: str, data_dir: str | None) -> None:
+    import torch
+
+    from nas.data import load_batch
+    from search_spaces import SPACES
+
+    torch.set_num_threads(1)
+    _ZC_WORKER.update(space=SPACES.resolve(space), batch=load_batch("cifar10", 2, seed=0, data_dir=data_dir))
+
+
+def _zc_one(arch: str) -> list[float]:
+    """The :data:`ZC_TRANSFER` scores of one architecture: the space's module, PyTorch-default
+    initialization drawn from seed 0, scored by the proxy engine."""
+    from proxies import engine
+
+    space = _ZC_WORKER["space"]
+    model = engine.to_model(space.parse(arch), space=space, seed=0)
+    scores = engine.score(model, _ZC_WORKER["batch"], list(ZC_TRANSFER))
+    return [scores[n] for n in ZC_TRANSFER]
+
+
+def zc_transfer_features(r: Runner, space: str, archs: Sequence[str]) -> np.ndarray:
+    """``(n, len(ZC_TRANSFER))``: ``sign(x) log(1 + |x|)`` of each architecture's proxy scores (synflow
+    spans 40 orders of magnitude), cached by architecture in ``workdir/proxies/<space>-<proxies>.json``
+    (written every 500 architectures, so an interrupted run resumes) and computed by ``--workers``
+    processes with one torch thread each."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    path = r.workdir / "proxies" / f"{space}-{','.join(ZC_TRANSFER)}.json"
+    have: dict[str, list[float]] = json.loads(path.read_text()) if path.is_file() else {}
+    todo = [a for a in dict.fromkeys(archs) if a not in have]
+    if todo:
+        data_dir = str(r.data_dir) if r.data_dir else None
+        with tqdm(total=len(todo), desc=f"proxies {space}", unit="arch") as bar:
+            for start in range(0, len(todo), 500):
+                chunk = todo[start:start + 500]
+                if r.args.workers <= 1:
+                    _zc_init(space, data_dir)
+                    rows = [_zc_one(a) for a in chunk]
+                else:
+                    with ProcessPoolExecutor(r.args.workers, initializer=_zc_init, initargs=(space, data_dir)) as pool:
+                        rows = list(pool.map(_zc_one, chunk, chunksize=8))
+                have.update(zip(chunk, rows, strict=True))
+                write_json(path, have)
+                bar.update(len(chunk))
+    return signed_log(np.array([have[a] for a in archs], dtype=np.float64).reshape(len(archs), len(ZC_TRANSFER)))
+
+
+def _transfer(m: str, s: int, train: Sequence[Any], y: np.ndarray, test: Sequence[Any],
+              f_train: np.ndarray | None = None, f_test: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Predictions for another space's ``test`` graphs (with ``f_train``/``f_test`` as features when
+    given); ``+adapt`` re-standardizes the predictor's inputs on the (unlabelled) test graphs first
+    (:meth:`~predictors.gennape.GennapePredictor.adapt`)."""
+    name, *extras = m.split("+")
+    if set(extras) - {"adapt", "zc"}:
+        raise ValueError(f"unknown transfer method {m!r}: NAME, NAME+adapt, NAME+zc or NAME+zc+adapt")
+    if "adapt" not in extras:
+        return fit_predict(name, s, train, y, test, f_train, f_test)
     t = time.perf_counter()
-    model = make(name, s).fit(train, y)
+    model = make(name, s).fit(train, y, features=f_train)
     seconds = time.perf_counter() - t
-    mean, _ = model.adapt(test).predict(test)
+    mean, _ = model.adapt(test, features=f_test).predict(test, features=f_test)
     return mean, seconds
 
 
 def _nb101_to_201(r: Runner, src: Any, nb201: Any, rows: np.ndarray, m: str, s: int) -> dict[str, Any]:
     train = r.graphs("nb101", list(src.archs))
     test = r.graphs("nb201", [nb201.archs[i] for i in rows])
-    pred, fit_s = _transfer(m, s, train, src.y, test)
+    f_train = f_test = None
+    if "zc" in m.split("+"):
+        f_train = zc_transfer_features(r, "nb101", list(src.archs))
+        f_test = zc_transfer_features(r, "nb201", [nb201.archs[i] for i in rows])
+    pred, fit_s = _transfer(m, s, train, src.y, test, f_train, f_test)
     return {"method": m, "source": "nb101", "target": "nb201", "n_train": len(src), "n_test": len(test),
             "fit_seconds": fit_s, **_rank(pred, nb201.y[rows])}
 
@@ -367,7 +443,11 @@ def _nb101_to_201(r: Runner, src: Any, nb201: Any, rows: np.ndarray, m: str, s: 
 def _nb201_to(r: Runner, src: Any, src_rows: np.ndarray, tgt: str, lab: Any, m: str, s: int) -> dict[str, Any]:
     train = r.graphs("nb201", [src.archs[i] for i in src_rows])
     test = r.graphs(tgt, list(lab.archs))
-    pred, fit_s = _transfer(m, s, train, src.y[src_rows], test)
+    f_train = f_test = None
+    if "zc" in m.split("+"):
+        f_train = zc_transfer_features(r, "nb201", [src.archs[i] for i in src_rows])
+        f_test = zc_transfer_features(r, tgt, list(lab.archs))
+    pred, fit_s = _transfer(m, s, train, src.y[src_rows], test, f_train, f_test)
     return {"method": m, "source": "nb201", "target": tgt, "n_train": len(train), "n_test": len(test),
             "fit_seconds": fit_s, **_rank(pred, lab.y)}
 
@@ -709,6 +789,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="latency predictors; NAME+geno adds the literal genotype's one-hot as features")
     p.add_argument("--zs-methods", default="gennape,gennape+adapt,graph_gbdt,text_ridge",
                    help="methods of the zero-shot runs; NAME+adapt standardizes inputs on the target space")
+    p.add_argument("--workers", type=int, default=2,
+                   help="processes for the proxy scores of the +zc methods, one torch thread each (default 2)")
     p.add_argument("--zs-directions", default=",".join(ZS_DIRECTIONS),
                    help=f"zeroshot directions, comma-separated (default all: {', '.join(ZS_DIRECTIONS)})")
     p.add_argument("--zs-n", type=int, default=1000, help="NB201 training architectures for NB201 -> other spaces")

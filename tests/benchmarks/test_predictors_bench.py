@@ -108,3 +108,37 @@ def test_measured_passes_label_with_their_least_and_half_against_half_is_the_cei
     assert ceiling["device"] == "measured-p3" and ceiling["n_test"] == 69
     assert ceiling["within_10pct"] == pytest.approx(34 / 69)  # a3 (5% off) is out; a0-a2, a4-a34 are within
     assert "ceiling_passes_2v2" not in rows  # 3 passes: one against one only
+
+
+def test_zc_transfer_features_are_the_proxy_scores_cached_by_architecture(
+        tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    import benchmarks.predictors as bp
+    from nas.data import load_batch
+    from proxies.engine import score
+    from search_spaces.nb201 import NB201Space
+
+    runner = Runner(argparse.Namespace(data_dir=str(data_dir), workdir=str(tmp_path), progress=False, seed=0,
+                                       workers=1))
+    space = NB201Space()
+    archs = [space.format(space.sample(np.random.default_rng(k))) for k in range(3)]
+    asked = [archs[0], archs[1], archs[0], archs[2]]  # a repeat gets its row again
+    got = bp.zc_transfer_features(runner, "nb201", asked)
+    assert got.shape == (4, len(bp.ZC_TRANSFER)) and np.array_equal(got[0], got[2])
+
+    batch = load_batch("cifar10", 2, seed=0, data_dir=data_dir)
+    for row, arch in zip(got, asked, strict=True):  # reference: each proxy on its own passes
+        torch.manual_seed(0)
+        ref = score(space.to_module(space.parse(arch)), batch, list(bp.ZC_TRANSFER), shared=False)
+        raw = np.array([ref[n] for n in bp.ZC_TRANSFER])
+        np.testing.assert_allclose(row, np.sign(raw) * np.log1p(np.abs(raw)), rtol=1e-9)
+
+    # the second time every score comes from the cache file: nothing is computed
+    def fail(arch: str) -> list[float]:
+        raise AssertionError(f"recomputed {arch}")
+
+    monkeypatch.setattr(bp, "_zc_one", fail)
+    np.testing.assert_array_equal(bp.zc_transfer_features(runner, "nb201", asked[::-1]), got[::-1])
+    cached = json.loads((tmp_path / "proxies" / f"nb201-{','.join(bp.ZC_TRANSFER)}.json").read_text())
+    assert sorted(cached) == sorted(archs)
