@@ -470,7 +470,7 @@ class DartsNetwork(nn.Module):
 
 class _OnnxBuilder(OnnxWriter):
     """Writes the same network as :class:`DartsNetwork` with ``onnx.helper`` (structure only, see
-    :mod:`nas.ir.onnx_writer`): tens of milliseconds, where the TorchScript export takes about a second."""
+    :mod:`nas.ir.onnx_writer`): 20-40 ms, where the TorchScript export takes about half a second."""
 
     def __init__(self, space: DartsSpace) -> None:
         super().__init__()
@@ -672,8 +672,8 @@ class DartsSpace:
 
     def to_graph(self, genotype: str | DartsGenotype, batch: int = 1) -> ArchGraph:
         """The network's graph, from :meth:`to_onnx`: the same graph as the exported :meth:`to_module`
-        (same fingerprint, node order and parameter count; tested), in tens of milliseconds instead of
-        the export's half a second to a second.
+        (same fingerprint, node order and parameter count; tested), in 20-40 ms instead of the export's
+        half a second (``benchmarks.ir_speed``).
 
         The auxiliary head is not in ``forward`` and so not in the graph. ONNX's BatchNormalization
         always has a scale and a bias, so with ``affine_ops=False`` the graph's ``params`` exceed

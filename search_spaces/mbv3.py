@@ -236,8 +236,7 @@ class MBv3Network(nn.Module):
 
 class _OnnxBuilder(OnnxWriter):
     """Writes the same network as :class:`MBv3Network` (in eval mode: no dropout) with ``onnx.helper``,
-    structure-only (see :mod:`nas.ir.onnx_writer`): milliseconds, where the export takes a few tenths
-    of a second."""
+    structure-only (see :mod:`nas.ir.onnx_writer`): 15-30 ms, where the export takes 0.3-0.5 s."""
 
     def act(self, x: str, name: str) -> str:
         return self.node("Relu" if name == "relu" else "HardSwish", [x])
@@ -471,8 +470,8 @@ class MBv3Space:
 
     def to_graph(self, genotype: MBv3Genotype, batch: int = 1) -> ArchGraph:
         """The network's graph, from :meth:`to_onnx`: the same graph as the exported :meth:`to_module`
-        in eval mode (same fingerprint, node order and parameter count; tested), in milliseconds
-        instead of the export's few tenths of a second."""
+        in eval mode (same fingerprint, node order and parameter count; tested), in 15-30 ms instead of
+        the export's 0.3-0.5 s (``benchmarks.ir_speed``)."""
         return ArchGraph.from_onnx(self.to_onnx(genotype, batch))
 
     def example_input_shape(
