@@ -145,6 +145,19 @@ def check_features(features: npt.ArrayLike | None, n: int, *, width: int | None 
     return arr
 
 
+def check_adapt_inputs(who: str, fitted: bool, graphs: Sequence[ArchGraph], features: npt.ArrayLike | None,
+                       width: int) -> tuple[list[ArchGraph], FloatArray | None]:
+    """The target-domain graphs and features of ``who.adapt``: a fitted predictor, at least 2 graphs,
+    and features of the fitted ``width`` (required when it was fitted with some)."""
+    if not fitted:
+        raise PredictorError(f"{who}.adapt before fit (or load)")
+    graphs = check_graphs(graphs)
+    feats = check_features(features, len(graphs), width=width)
+    if len(graphs) < 2:
+        raise PredictorError(f"{who}.adapt needs at least 2 graphs of the target domain, got {len(graphs)}")
+    return graphs, feats
+
+
 def check_graphs(graphs: Sequence[ArchGraph]) -> list[ArchGraph]:
     """``graphs`` as a list; every item must be an :class:`ArchGraph`."""
     out = list(graphs)

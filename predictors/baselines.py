@@ -49,6 +49,7 @@ from predictors.base import (
     Archive,
     FloatArray,
     Standardizer,
+    check_adapt_inputs,
     check_features,
     check_graphs,
     check_targets,
@@ -295,16 +296,7 @@ class _RidgeBaseline(_Bagged):
         does. For a linear model this keeps each input's direction and re-weights the inputs by
         their spread in the target space (an NB101 network's log parameter count spreads otherwise
         than an NB201 one's). Ranks transfer this way, not values. Returns ``self``."""
-        if not self._fitted:
-            raise PredictorError(f"{type(self).__name__}.adapt before fit (or load)")
-        graphs = check_graphs(graphs)
-        feats = check_features(features, len(graphs), width=self._n_features)
-        if len(graphs) < 2:
-            raise PredictorError(f"{type(self).__name__}.adapt needs at least 2 graphs of the target domain, "
-                                 f"got {len(graphs)}")
-        if self._n_features and feats is None:
-            raise PredictorError(f"{type(self).__name__}.adapt: fitted with {self._n_features} feature "
-                                 "columns; pass the target graphs' features too")
+        graphs, feats = check_adapt_inputs(type(self).__name__, self._fitted, graphs, features, self._n_features)
         self._scaler = Standardizer.fit(self._encode(graphs, feats))
         return self
 

@@ -103,6 +103,7 @@ from predictors.base import (
     Archive,
     FloatArray,
     Standardizer,
+    check_adapt_inputs,
     check_features,
     check_graphs,
     check_targets,
@@ -355,16 +356,7 @@ class GennapePredictor:
         Ranks transfer this way, not absolute values: use it for zero-shot ranking of another space,
         and fit again (or load the saved predictor) to predict the original space. Returns ``self``.
         """
-        if not self._fitted:
-            raise PredictorError("GennapePredictor.adapt before fit (or load)")
-        graphs = check_graphs(graphs)
-        feats = check_features(features, len(graphs), width=self._n_features)
-        if len(graphs) < 2:
-            raise PredictorError(f"GennapePredictor.adapt needs at least 2 graphs of the target domain, "
-                                 f"got {len(graphs)}")
-        if self._n_features and feats is None:
-            raise PredictorError(f"GennapePredictor.adapt: the predictor was fitted with {self._n_features} "
-                                 "feature columns; pass the target graphs' features too")
+        graphs, feats = check_adapt_inputs("GennapePredictor", self._fitted, graphs, features, self._n_features)
         self._in_scaler = self._fit_in_scaler(self._side_inputs(graphs, feats))
         with torch_threads(self.config.threads), torch.no_grad():
             data = [graph_data(g) for g in graphs]
