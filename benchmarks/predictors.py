@@ -208,8 +208,8 @@ class Runner:
         return self._labelled[key]
 
     def graphs(self, space: str, archs: Sequence[str]) -> list[Any]:
-        # NB201 graphs take 10 ms to build and 20 kB each to keep: build them, do not store them; but
-        # keep the last list of each space in memory (the zero-shot runs ask for all 15,625 every seed)
+        # NB201 graphs take 10-20 ms each to build: build them, do not store them on disk; but keep the
+        # last list of each space in memory (the zero-shot runs ask for all 15,625, about 3 GB, every seed)
         key = tuple(archs)
         last = self._last_graphs.get(space)
         if last is None or last[0] != key:
