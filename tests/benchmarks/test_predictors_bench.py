@@ -142,3 +142,21 @@ def test_zc_transfer_features_are_the_proxy_scores_cached_by_architecture(
     np.testing.assert_array_equal(bp.zc_transfer_features(runner, "nb201", asked[::-1]), got[::-1])
     cached = json.loads((tmp_path / "proxies" / f"nb201-{','.join(bp.ZC_TRANSFER)}.json").read_text())
     assert sorted(cached) == sorted(archs)
+
+
+def test_zc_transfer_features_from_worker_processes_equal_those_of_one_process(tmp_path: Path,
+                                                                              data_dir: Path) -> None:
+    """``--workers 2`` scores in a process pool (each worker loads its own batch): the rows must equal
+    the single-process ones, in the order asked."""
+    import benchmarks.predictors as bp
+    from search_spaces.nb201 import NB201Space
+
+    space = NB201Space()
+    archs = [space.format(space.sample(np.random.default_rng(10 + k))) for k in range(3)]
+    rows = {}
+    for workers in (1, 2):
+        runner = Runner(argparse.Namespace(data_dir=str(data_dir), workdir=str(tmp_path / f"w{workers}"),
+                                           progress=False, seed=0, workers=workers))
+        rows[workers] = bp.zc_transfer_features(runner, "nb201", archs)
+    assert rows[1].shape == (3, len(bp.ZC_TRANSFER)) and np.isfinite(rows[1]).all()
+    np.testing.assert_allclose(rows[2], rows[1], rtol=1e-9)
