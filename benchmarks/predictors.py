@@ -43,7 +43,8 @@ Experiments (BENCHMARKS.md, "Predictors" and "Latency"):
   one head), with MSE only (no ranking loss), and a plain GNN regressor (one encoder trained end to
   end with one MLP head by MSE: no pretraining, no clusters, no members).
 * ``latency``: 500 NB201 architectures per device (``pixel3``, ``raspi4``, ``fpga``, ``eyeriss``,
-  ``gold_6226``), 1,000 held out; ``kernel_latency``, ``graph_gbdt`` and a GNN (``gennape``, MSE);
+  ``gold_6226``), 1,000 held out; ``kernel_latency``, ``gp_latency``, ``graph_gbdt`` and a GNN
+  (``gennape``, MSE);
   share within ±10%, RMSE, ρ. A method ``NAME+geno`` also takes the literal genotype's one-hot
   encoding as features (:func:`predictors.data.genotype_onehot`; see the notes below).
   ``measured``: onnxruntime latency on this machine (:func:`predictors.data.measured_passes`: batch
@@ -785,7 +786,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=5, help="seeds per setting (default 5)")
     p.add_argument("--n-test", type=int, default=1000, help="held-out architectures (default 1000)")
     p.add_argument("--methods", default=",".join(CURVE_METHODS), help="methods of the curves and zero-shot runs")
-    p.add_argument("--latency-methods", default="kernel_latency,kernel_latency+geno,graph_gbdt,gennape",
+    p.add_argument("--latency-methods",
+                   default="kernel_latency,kernel_latency+geno,gp_latency,gp_latency+geno,graph_gbdt,gennape",
                    help="latency predictors; NAME+geno adds the literal genotype's one-hot as features")
     p.add_argument("--zs-methods", default="gennape,gennape+adapt,graph_gbdt,text_ridge",
                    help="methods of the zero-shot runs; NAME+adapt standardizes inputs on the target space")

@@ -24,6 +24,7 @@ FAST: dict[str, dict[str, Any]] = {
     "capacity_ridge": {"bags": 3},
     "kernel_latency": {"bags": 3},
     "runtime_latency": {"bags": 3},
+    "gp_latency": {"gp_iters": 30},
 }
 
 SPACE = NB201Space(c=4, n=1)

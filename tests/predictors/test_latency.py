@@ -13,7 +13,14 @@ import pytest
 from nas.errors import PredictorError, PredictorFileError, SearchError
 from nas.hardware import COST_MODELS, EXPORT_VERSION, PredictedLatency, cost_model_from_spec
 from nas.ir.features import OP_VOCAB
-from predictors.latency import KernelLatency, RuntimeLatency, flops_by_op, kernel_keys, runtime_kernel_keys
+from predictors.latency import (
+    GPLatency,
+    KernelLatency,
+    RuntimeLatency,
+    flops_by_op,
+    kernel_keys,
+    runtime_kernel_keys,
+)
 from tests.predictors.conftest import SPACE
 
 #: ms per node of each op in a synthetic device whose latency is exactly additive over nodes
@@ -313,3 +320,42 @@ def test_lookup_predicts_a_seen_network_by_the_median_of_its_latencies(pool, tmp
         with_feats.predict(test, features=np.zeros((len(test), 1)))[0],
         KernelLatency(bags=2).fit(graphs, labels, features=feats).predict(test, features=np.zeros((len(test), 1)))[0])
     assert RuntimeLatency().config.lookup and not KernelLatency().config.lookup
+
+
+def test_gp_latency_fits_what_is_not_additive_over_kernels(pool) -> None:
+    """A device where pools cost more when the cell also has convolutions (an interaction the additive
+    model cannot express): the GP is closer than the ridge on held-out cells, and close in absolute terms."""
+    def latency(g) -> float:  # type: ignore[no-untyped-def]
+        convs = sum(n.op == "Conv" for n in g)
+        pools = sum(n.op == "AvgPool" for n in g)
+        return additive_latency(g) + 0.15 * convs * pools
+
+    y = np.array([latency(g) for g in pool])
+    ridge, _ = KernelLatency(bags=1).fit(pool[:200], y[:200]).predict(pool[200:])
+    gp_model = GPLatency(gp_iters=100).fit(pool[:200], y[:200])
+    gp, std = gp_model.predict(pool[200:])
+    err_ridge, err_gp = np.abs(ridge / y[200:] - 1), np.abs(gp / y[200:] - 1)
+    assert err_gp.mean() < 0.5 * err_ridge.mean() and np.median(err_gp) < 0.01 < np.median(err_ridge)
+    assert (std > 0).all()
+
+
+def test_gp_latency_reads_the_features_alone_when_given(pool) -> None:
+    """With ``gp_inputs="features"`` (gp_latency's default) and features given, the graphs do not enter
+    the GP: the same features with the graphs shuffled predict the same; with ``"all"`` they do enter."""
+    y = np.array([additive_latency(g) for g in pool])
+    feats = np.stack([[sum(n.op == op for n in g) for op in COST] for g in pool]).astype(float)
+    shuffled = pool[200:][::-1]
+    only = GPLatency(gp_iters=30).fit(pool[:200], y[:200], features=feats[:200])
+    a, _ = only.predict(pool[200:], features=feats[200:])
+    b, _ = only.predict(shuffled, features=feats[200:])
+    np.testing.assert_array_equal(a, b)
+    both = GPLatency(gp_iters=30, gp_inputs="all").fit(pool[:200], y[:200], features=feats[:200])
+    assert not np.array_equal(both.predict(pool[200:], features=feats[200:])[0],
+                              both.predict(shuffled, features=feats[200:])[0])
+
+
+def test_gp_latency_config_errors() -> None:
+    with pytest.raises(PredictorError, match="'ridge' or 'gp'"):
+        KernelLatency(model="forest")
+    with pytest.raises(PredictorError, match="no row weighting"):
+        GPLatency(weighting="inverse")
