@@ -372,7 +372,7 @@ class KernelLatency:
         else:
             preds = x @ self._coef.T + self._intercept  # (n, bags)
             mean, std = np.maximum(preds.mean(axis=1), 0.0), preds.std(axis=1)
-        if self._seen:  # the same kernels as fitting graphs: their measured latency (the std stays the bags')
+        if self._seen:  # the same kernels as fitting graphs: their measured latency (the std stays the model's)
             for i, c in enumerate(counts):
                 hit = self._seen.get(_digest_counts(c))
                 if hit is not None:
