@@ -96,13 +96,15 @@ def test_load_checks_the_coefficient_width(pool, tmp_path: Path) -> None:
         KernelLatency.load(tmp_path / "b.nasp")
 
 
-def test_predicted_cost_model(pool, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("cls", "settings"), [(KernelLatency, {"bags": 2}), (GPLatency, {"gp_iters": 30})],
+                         ids=["ridge", "gp"])
+def test_predicted_cost_model(cls: type[KernelLatency], settings: dict[str, int], pool, tmp_path: Path) -> None:
     y = np.array([additive_latency(g) for g in pool])
-    KernelLatency(bags=2, label="table:toy").fit(pool[:100], y[:100]).save(tmp_path / "lat.nasp")
+    cls(label="table:toy", **settings).fit(pool[:100], y[:100]).save(tmp_path / "lat.nasp")
     model = cost_model_from_spec(f"predicted:{tmp_path / 'lat.nasp'}")
     assert isinstance(model, PredictedLatency) and "predicted" in COST_MODELS
     assert model.unit == "ms" and model.device == "table:toy"
-    expected = KernelLatency.load(tmp_path / "lat.nasp").predict(pool[200:203])[0]
+    expected = cls.load(tmp_path / "lat.nasp").predict(pool[200:203])[0]
     assert [model.cost(g) for g in pool[200:203]] == pytest.approx(list(expected), rel=1e-12)
     with pytest.raises(SearchError, match="predicted:FILE"):
         cost_model_from_spec("predicted")
