@@ -433,10 +433,7 @@ class _OnnxBuilder(OnnxWriter):
             for _ in range(space.cells_per_stack):
                 x = self.cell(spec, x, c_in, c)
                 c_in = c
-        x = self.node("GlobalAveragePool", [x])
-        x = self.node("Flatten", [x], axis=1)
-        self.node("Gemm", [x, self.weight((space.num_classes, c)), self.weight((space.num_classes,))], "output",
-                  transB=1)
+        self.gemm_output(self.node("GlobalAveragePool", [x]), c, space.num_classes)
         size = space.input_size
         return self.model("nb101", [batch, 3, size, size], [batch, space.num_classes])
 
