@@ -482,12 +482,14 @@ class _OnnxBuilder(OnnxWriter):
     def factorized_reduce(self, x: str, c_in: int, c_out: int, size: int) -> str:
         x = self.node("Relu", [x])
         a = self.conv(x, c_in, c_out // 2, 1, stride=2)
-        shifted = x  # x[:, :, 1:, 1:], as the exporter writes it: one Slice per axis
-        for axis in (2, 3):
-            shifted = self.node("Slice", [shifted, self.const([1]), self.const([size]), self.const([axis]),
-                                          self.const([1])])
-        b = self.conv(shifted, c_in, c_out // 2, 1, stride=2)
+        b = self.conv(self.slice_hw(x, 1, size, 1), c_in, c_out // 2, 1, stride=2)  # x[:, :, 1:, 1:]
         return self.batch_norm(self.node("Concat", [a, b], axis=1), c_out)
+
+    def slice_hw(self, x: str, start: int, end: int, step: int) -> str:
+        """``x[:, :, start:end:step, start:end:step]`` as the exporter writes it: one Slice per axis."""
+        for axis in (2, 3):
+            x = self.node("Slice", [x, self.const([start]), self.const([end]), self.const([axis]), self.const([step])])
+        return x
 
     def dil_conv(self, x: str, c: int, k: int, stride: int, dilation: int) -> str:
         x = self.node("Relu", [x])
@@ -505,9 +507,7 @@ class _OnnxBuilder(OnnxWriter):
                              count_include_pad=0)
         if op == NONE:
             if stride > 1:
-                for axis in (2, 3):
-                    x = self.node("Slice", [x, self.const([0]), self.const([size]), self.const([axis]),
-                                            self.const([stride])])
+                x = self.slice_hw(x, 0, size, stride)  # x[:, :, ::stride, ::stride]
             return self.node("Mul", [x, self.const(0.0, np.float32)])
         kind, kernel = op.rsplit("_", 1)
         k = int(kernel[0])
