@@ -397,11 +397,12 @@ def zc_transfer_features(r: Runner, space: str, archs: Sequence[str]) -> np.ndar
     todo = [a for a in dict.fromkeys(archs) if a not in have]
     if todo:
         data_dir = str(r.data_dir) if r.data_dir else None
+        if r.args.workers <= 1:
+            _zc_init(space, data_dir)
         with tqdm(total=len(todo), desc=f"proxies {space}", unit="arch") as bar:
             for start in range(0, len(todo), 500):
                 chunk = todo[start:start + 500]
                 if r.args.workers <= 1:
-                    _zc_init(space, data_dir)
                     rows = [_zc_one(a) for a in chunk]
                 else:
                     with ProcessPoolExecutor(r.args.workers, initializer=_zc_init, initargs=(space, data_dir)) as pool:
@@ -410,6 +411,14 @@ def zc_transfer_features(r: Runner, space: str, archs: Sequence[str]) -> np.ndar
                 write_json(path, have)
                 bar.update(len(chunk))
     return signed_log(np.array([have[a] for a in archs], dtype=np.float64).reshape(len(archs), len(ZC_TRANSFER)))
+
+
+def _zc_pair(r: Runner, m: str, source: str, source_archs: list[str], target: str,
+             target_archs: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The ``+zc`` features of the source and target architectures, or ``(None, None)`` without ``+zc``."""
+    if "zc" not in m.split("+"):
+        return None, None
+    return zc_transfer_features(r, source, source_archs), zc_transfer_features(r, target, target_archs)
 
 
 def _transfer(m: str, s: int, train: Sequence[Any], y: np.ndarray, test: Sequence[Any],
@@ -432,10 +441,7 @@ def _transfer(m: str, s: int, train: Sequence[Any], y: np.ndarray, test: Sequenc
 def _nb101_to_201(r: Runner, src: Any, nb201: Any, rows: np.ndarray, m: str, s: int) -> dict[str, Any]:
     train = r.graphs("nb101", list(src.archs))
     test = r.graphs("nb201", [nb201.archs[i] for i in rows])
-    f_train = f_test = None
-    if "zc" in m.split("+"):
-        f_train = zc_transfer_features(r, "nb101", list(src.archs))
-        f_test = zc_transfer_features(r, "nb201", [nb201.archs[i] for i in rows])
+    f_train, f_test = _zc_pair(r, m, "nb101", list(src.archs), "nb201", [nb201.archs[i] for i in rows])
     pred, fit_s = _transfer(m, s, train, src.y, test, f_train, f_test)
     return {"method": m, "source": "nb101", "target": "nb201", "n_train": len(src), "n_test": len(test),
             "fit_seconds": fit_s, **_rank(pred, nb201.y[rows])}
@@ -444,10 +450,7 @@ def _nb101_to_201(r: Runner, src: Any, nb201: Any, rows: np.ndarray, m: str, s: 
 def _nb201_to(r: Runner, src: Any, src_rows: np.ndarray, tgt: str, lab: Any, m: str, s: int) -> dict[str, Any]:
     train = r.graphs("nb201", [src.archs[i] for i in src_rows])
     test = r.graphs(tgt, list(lab.archs))
-    f_train = f_test = None
-    if "zc" in m.split("+"):
-        f_train = zc_transfer_features(r, "nb201", [src.archs[i] for i in src_rows])
-        f_test = zc_transfer_features(r, tgt, list(lab.archs))
+    f_train, f_test = _zc_pair(r, m, "nb201", [src.archs[i] for i in src_rows], tgt, list(lab.archs))
     pred, fit_s = _transfer(m, s, train, src.y[src_rows], test, f_train, f_test)
     return {"method": m, "source": "nb201", "target": tgt, "n_train": len(train), "n_test": len(test),
             "fit_seconds": fit_s, **_rank(pred, lab.y)}

@@ -160,3 +160,8 @@ def test_zc_transfer_features_from_worker_processes_equal_those_of_one_process(t
         rows[workers] = bp.zc_transfer_features(runner, "nb201", archs)
     assert rows[1].shape == (3, len(bp.ZC_TRANSFER)) and np.isfinite(rows[1]).all()
     np.testing.assert_allclose(rows[2], rows[1], rtol=1e-9)
+    # the transfer runs ask for both sides at once, and only for +zc methods
+    assert bp._zc_pair(runner, "capacity_ridge+adapt", "nb201", archs, "nb201", archs[:1]) == (None, None)
+    source, target = bp._zc_pair(runner, "capacity_ridge+zc+adapt", "nb201", archs, "nb201", archs[:1])
+    np.testing.assert_array_equal(source, rows[2])
+    np.testing.assert_array_equal(target, rows[2][:1])
