@@ -1,7 +1,7 @@
 """Baseline predictors on fixed-length inputs: zero-cost proxies, a generic graph encoding, text n-grams,
-capacity.
+capacity, the space's own encoding.
 
-Four registered predictors, each a bag of ``bags`` models fitted on bootstrap resamples of the
+Five registered predictors, each a bag of ``bags`` models fitted on bootstrap resamples of the
 fitting set; ``mean`` is the bag average and ``std`` the spread across the bags (Breiman, "Bagging
 Predictors", Machine Learning 1996).
 
@@ -20,17 +20,26 @@ Predictors", Machine Learning 1996).
   and of its FLOPs (plus ``features`` if given). A baseline for transfer across spaces: capacity
   means the same thing in every space, and a linear model keeps the direction it learned (on NB201,
   the parameter count alone ranks CIFAR-10 test accuracy at Spearman 0.75).
+* ``encoding_mlp``: a multilayer perceptron on a fixed-length encoding given as ``features`` (required),
+  meant for the search space's own encoding (:func:`predictors.data.genotype_onehot`: one one-hot
+  block per choice of the genotype), the MLP baseline of White et al., "How Powerful are Performance
+  Predictors in Neural Architecture Search?" (NeurIPS 2021). Inputs and targets are standardized;
+  each bag is a fully connected ReLU network trained full-batch with Adam on the squared error. The
+  bags train together as one batched network (their losses add, so Adam steps each bag exactly as
+  alone); predictions are computed in NumPy from the saved weights.
 
 Missing feature values (NaN: a proxy that failed on one architecture) are replaced by the fitting
-set's column median for the trees and by the column mean (0 after standardizing) for ridge.
+set's column median for the trees and by the column mean (0 after standardizing) for ridge and the MLP.
 
-None of them pickles anything: trees are saved as node arrays, ridge as its coefficients.
+None of them pickles anything: trees are saved as node arrays, ridge as its coefficients, the MLP as
+its weight matrices.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,8 +122,26 @@ class CapacityConfig:
             raise PredictorError(f"invalid ridge settings: {self}")
 
 
+@dataclass(frozen=True)
+class MLPConfig:
+    """Settings of the MLP baseline (``encoding_mlp``): hidden layer widths, full-batch Adam steps,
+    learning rate, L2 weight decay."""
+
+    hidden: tuple[int, ...] = (128, 128, 128)
+    epochs: int = 500
+    lr: float = 1e-2
+    weight_decay: float = 1e-4
+    bags: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.bags < 1 or self.epochs < 1 or not self.hidden or min(self.hidden) < 1 or self.lr <= 0
+                or self.weight_decay < 0):
+            raise PredictorError(f"invalid MLP settings: {self}")
+
+
 class _Bagged(abc.ABC):
-    """What the three baselines share: input checks, bagging, the archive. Subclasses say how a graph
+    """What the baselines share: input checks, bagging, the archive. Subclasses say how a graph
     becomes a row (:meth:`_encode`) and how one model is fitted, applied and stored."""
 
     name: str
@@ -342,6 +369,108 @@ class CapacityRidge(_RidgeBaseline):
     def _encode(self, graphs: Sequence[ArchGraph], feats: FloatArray | None) -> FloatArray:
         x = np.array([[np.log1p(g.params), np.log1p(g.flops)] for g in graphs], dtype=np.float64).reshape(-1, 2)
         return x if feats is None else np.concatenate([x, feats], axis=1)
+
+
+@PREDICTORS.register("encoding_mlp")
+class EncodingMLP(_Bagged):
+    """A bag of ReLU MLPs on a fixed-length encoding given as ``features`` (the space's own encoding).
+    See the module docstring."""
+
+    name = "encoding_mlp"
+    config_class = MLPConfig
+
+    def __init__(self, config: MLPConfig | None = None, **overrides: Any) -> None:
+        super().__init__(config, **overrides)
+        self._x_scaler = Standardizer(np.zeros(0), np.ones(0))
+        self._y_mean = 0.0
+        self._y_scale = 1.0
+        self._layers: list[tuple[FloatArray, FloatArray]] = []  # per layer: (bags, in, out), (bags, out)
+
+    def _encode(self, graphs: Sequence[ArchGraph], feats: FloatArray | None) -> FloatArray:
+        if feats is None:
+            raise PredictorError("encoding_mlp predicts from an architecture encoding: pass features= of shape "
+                                 "(n, f), e.g. predictors.data.genotype_onehot(space, archs)")
+        return feats
+
+    def _fit_models(self, x: FloatArray, y: FloatArray, bags: list[npt.NDArray[np.int64]]) -> None:
+        import torch
+
+        cfg = self.config
+        self._x_scaler = Standardizer.fit(x)
+        self._y_mean = float(y.mean())
+        self._y_scale = float(y.std()) or 1.0
+        rows = np.stack(bags)  # (bags, n)
+        xb = torch.as_tensor(self._x_scaler.transform(x)[rows], dtype=torch.float32)  # (bags, n, width)
+        yb = torch.as_tensor((y[rows] - self._y_mean) / self._y_scale, dtype=torch.float32)  # (bags, n)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        params: list[torch.Tensor] = []
+        widths = [x.shape[1], *cfg.hidden, 1]
+        for fan_in, fan_out in itertools.pairwise(widths):
+            bound = 1.0 / max(fan_in, 1) ** 0.5  # PyTorch's default nn.Linear initialization range
+            for shape in ((len(bags), fan_in, fan_out), (len(bags), 1, fan_out)):
+                params.append((torch.rand(shape, generator=gen) * 2 - 1).mul_(bound).requires_grad_())
+        train_mlp(xb, yb, params, epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self._layers = [(params[i].detach().double().numpy(), params[i + 1].detach().double().numpy()[:, 0])
+                        for i in range(0, len(params), 2)]
+
+    def _predict_models(self, x: FloatArray) -> FloatArray:
+        h = np.broadcast_to(self._x_scaler.transform(x), (len(self._layers[0][0]), *x.shape))
+        for k, (w, b) in enumerate(self._layers):
+            h = h @ w + b[:, None, :]
+            if k < len(self._layers) - 1:
+                h = np.maximum(h, 0.0)
+        return (h[..., 0] * self._y_scale + self._y_mean).T  # (n, bags)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        out = {"x_mean": self._x_scaler.mean, "x_scale": self._x_scaler.scale,
+               "y": np.array([self._y_mean, self._y_scale])}
+        for k, (w, b) in enumerate(self._layers):
+            out[f"w{k}"], out[f"b{k}"] = w, b
+        return out
+
+    def _restore(self, arrays: dict[str, np.ndarray], path: str | Path) -> None:
+        depth = len(self.config.hidden) + 1
+        keys = ["x_mean", "x_scale", "y", *(f"{c}{k}" for k in range(depth) for c in "wb")]
+        require(Archive(self.name, {}, {}, arrays), keys, path)
+        widths = [self._width, *self.config.hidden, 1]
+        layers = [(arrays[f"w{k}"], arrays[f"b{k}"]) for k in range(depth)]
+        bags = layers[0][0].shape[0] if layers[0][0].ndim == 3 else -1
+        if (arrays["x_mean"].shape != (self._width,) or arrays["x_scale"].shape != (self._width,)
+                or arrays["y"].shape != (2,) or bags < 1
+                or any(w.shape != (bags, widths[k], widths[k + 1]) or b.shape != (bags, widths[k + 1])
+                       for k, (w, b) in enumerate(layers))):
+            raise PredictorFileError(f"{path}: MLP arrays do not fit the saved input width {self._width} "
+                                     f"and hidden widths {self.config.hidden}")
+        self._x_scaler = Standardizer(arrays["x_mean"], arrays["x_scale"])
+        self._y_mean, self._y_scale = float(arrays["y"][0]), float(arrays["y"][1])
+        self._layers = layers
+
+
+def train_mlp(x: Any, y: Any, params: Sequence[Any], *, epochs: int, lr: float, weight_decay: float) -> None:
+    """Train the batched MLP's ``params`` in place: full-batch Adam on the sum over the bags of each bag's
+    mean squared error, so every bag gets exactly the gradient (and Adam step) it would get alone.
+    ``x`` ``(bags, n, width)``, ``y`` ``(bags, n)``."""
+    import torch
+
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    for _ in range(epochs):
+        opt.zero_grad()
+        loss = ((mlp_forward(x, params) - y) ** 2).mean(dim=1).sum()
+        loss.backward()
+        opt.step()
+
+
+def mlp_forward(x: Any, params: Sequence[Any]) -> Any:
+    """The batched MLP: ``x`` ``(bags, n, width)``, ``params`` alternating weights ``(bags, in, out)`` and
+    biases ``(bags, 1, out)``, ReLU between layers; returns ``(bags, n)``."""
+    import torch
+
+    h = x
+    for k in range(0, len(params), 2):
+        h = torch.baddbmm(params[k + 1], h, params[k])
+        if k + 2 < len(params):
+            h = torch.relu(h)
+    return h[..., 0]
 
 
 def _identity(tokens: list[str]) -> list[str]:

@@ -125,11 +125,15 @@ def test_input_errors(name: str, fitted, graphs, targets, features) -> None:
         fitted[name].predict(graphs[TEST], features=features[TEST, :2])
 
 
-def test_features_are_optional_except_for_the_proxy_baseline(graphs, targets) -> None:
+#: Predictors that read only ``features``, and the error they give without them.
+FEATURES_ONLY = {"zc_gbdt": "zero-cost proxy scores", "encoding_mlp": "an architecture encoding"}
+
+
+def test_features_are_optional_except_for_the_feature_baselines(graphs, targets) -> None:
     for name in NAMES:
         p = make(name)
-        if name == "zc_gbdt":
-            with pytest.raises(PredictorError, match="zero-cost proxy scores"):
+        if name in FEATURES_ONLY:
+            with pytest.raises(PredictorError, match=FEATURES_ONLY[name]):
                 p.fit(graphs[TRAIN], targets[TRAIN])
             continue
         p.fit(graphs[TRAIN], targets[TRAIN])
