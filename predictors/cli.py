@@ -27,6 +27,10 @@ unused), then trains its heads on from their weights on the ``--n`` labelled one
 (:meth:`~predictors.gennape.GennapePredictor.finetune`). The result records the new space, target, n
 and seed, so ``eval`` then tests on the architectures fine-tuning did not draw.
 
+``encoding_mlp`` reads the space's own encoding, not the graph: ``train``, ``eval`` and ``predict
+--space S --arch A`` give it the genotypes' one-hot (:func:`predictors.data.genotype_onehot`). It
+cannot predict an ONNX file, which has no genotype.
+
 Everything heavy is imported inside the functions, so ``nas --help`` stays fast.
 """
 
@@ -42,6 +46,8 @@ LATENCY_DEFAULT = "kernel_latency"
 #: for onnxruntime latency measured here: the kernel model on the kernels onnxruntime runs
 MEASURED_DEFAULT = "runtime_latency"
 ACCURACY_DEFAULT = "gennape"
+#: predictors that read the space's own encoding (the genotype's one-hot) as their features
+ENCODING_PREDICTORS = frozenset({"encoding_mlp"})
 
 
 def register(sub: Any) -> None:
@@ -175,6 +181,15 @@ def _graphs(space_name: str, archs: list[str], quiet: bool, desc: str = "graphs"
     return [space.to_graph(space.parse(a)) for a in tqdm(archs, desc=desc, unit="arch", disable=quiet, file=sys.stderr)]
 
 
+def _encoding(name: str, space: str, archs: list[str]) -> Any:
+    """The genotypes' one-hot for a predictor of :data:`ENCODING_PREDICTORS`, else None."""
+    if name not in ENCODING_PREDICTORS:
+        return None
+    from predictors.data import genotype_onehot
+
+    return genotype_onehot(space, archs)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import time
 
@@ -220,7 +235,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             bar.update(1)
 
         predictor.progress = report
-    predictor.fit(graphs, y)
+    predictor.fit(graphs, y, features=_encoding(name, space, archs))
     bar.close()
     seconds = time.perf_counter() - t0
     info = {"space": space, "target": target, "n": args.n, "seed": args.seed, "predictor": name,
@@ -311,8 +326,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         unseen = np.random.default_rng([seed, 1]).choice(unseen, args.n_test, replace=False)
     rows = np.sort(unseen)
     y = _labels(space, target, rows, base.archs, args)
-    graphs = _graphs(space, [base.archs[i] for i in rows], args.json, desc="test graphs")
-    mean, std = predictor.predict(graphs)
+    archs = [base.archs[i] for i in rows]
+    graphs = _graphs(space, archs, args.json, desc="test graphs")
+    mean, std = predictor.predict(graphs, features=_encoding(predictor.name, space, archs))
     metrics = rank_metrics(mean, y)
     if _is_latency(target):
         metrics.update(latency_metrics(mean, y))
@@ -336,7 +352,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictor = load_predictor(args.model)
     names: list[str] = []
     graphs: list[ArchGraph] = []
+    archs: list[str] = []
     shape = tuple(int(x) for x in args.input_shape.split(",")) if args.input_shape else None
+    if args.files and predictor.name in ENCODING_PREDICTORS:
+        raise PredictorError(f"{args.model} holds a {predictor.name} predictor, which reads a space's genotype "
+                             f"encoding: give --space and --arch, not ONNX files")
     for f in args.files:
         graphs.append(ArchGraph.from_onnx(f, input_shapes=shape))
         names.append(str(f))
@@ -350,9 +370,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             g = space.parse(a)
             graphs.append(space.to_graph(g))
             names.append(space.format(g))
+            archs.append(space.format(g))
     if not graphs:
         raise PredictorError("nothing to predict: give ONNX files, or --space with --arch")
-    mean, std = predictor.predict(graphs)
+    mean, std = predictor.predict(graphs, features=_encoding(predictor.name, args.space or "", archs))
     rows = [{"model": n, "mean": float(m), "std": float(s)} for n, m, s in zip(names, mean, std, strict=True)]
     if args.json:
         print(json.dumps({"predictor": str(args.model), "predictions": rows}, indent=2))

@@ -138,3 +138,26 @@ def test_finetune_carries_a_predictor_to_another_space(trained: Path, tmp_path: 
     assert main(["predictor", "finetune", str(latency), "--space", "nb101", "-o", str(tmp_path / "no.nasp"),
                  "--data-dir", str(data_dir)]) == 2
     assert "only gennape" in capsys.readouterr().err
+
+
+def test_encoding_mlp_reads_the_genotype_one_hot(tmp_path: Path, data_dir, capsys) -> None:
+    """``encoding_mlp`` trains, evaluates and predicts on the genotypes' one-hot, which the CLI computes;
+    an ONNX file, which has no genotype, is refused."""
+    from predictors.data import genotype_onehot
+    from search_spaces import space_from_spec
+
+    path = tmp_path / "mlp.nasp"
+    run(capsys, "predictor", "train", "--predictor", "encoding_mlp", "--n", "40", "--seed", "1", "-o", str(path),
+        "--set", "epochs=30", "--set", "bags=2", "--data-dir", str(data_dir), "--json")
+    model = load_predictor(path)
+    assert model.name == "encoding_mlp" and model._n_features == 30  # type: ignore[attr-defined]
+    ev = run(capsys, "predictor", "eval", str(path), "--n-test", "25", "--json", "--data-dir", str(data_dir))
+    assert ev["n_test"] == 25 and np.isfinite(ev["metrics"]["spearman"])
+    space = space_from_spec("nb201")
+    archs = [space.format(space.parse(a)) for a in ("1", "77")]
+    out = run(capsys, "predict", str(path), "--space", "nb201", "--arch", "1", "--arch", "77", "--json")
+    direct = model.predict([space.to_graph(space.parse(a)) for a in archs], features=genotype_onehot("nb201", archs))
+    np.testing.assert_allclose([r["mean"] for r in out["predictions"]], direct[0])
+    onnx.save(space.to_onnx(space.parse("1")), str(tmp_path / "a.onnx"))
+    assert main(["predict", str(path), str(tmp_path / "a.onnx")]) == 2
+    assert "give --space and --arch" in capsys.readouterr().err
