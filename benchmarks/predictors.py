@@ -13,7 +13,9 @@ Experiments (BENCHMARKS.md, "Predictors" and "Latency"):
 * ``curves``: NB201 CIFAR-10 test accuracy. Seed ``s`` permutes the 15,625 architectures with
   ``--seed + s``; the first ``--n-test`` are the test set, the next ``n`` the training set (so the
   training sets for growing ``n`` are nested and the test set is the same for every ``n`` of a seed).
-  Methods: ``gennape``, ``graph_gbdt``, ``text_ridge``. Spearman ρ, Kendall τ, precision@top-5%.
+  Methods: ``gennape``, ``graph_gbdt``, ``text_ridge``, ``encoding_mlp+geno`` (``NAME+geno`` gives the
+  predictor the space's own encoding, the literal genotype's one-hot, as features). Spearman ρ,
+  Kendall τ, precision@top-5%.
 * ``curves_zc``: the zero-cost-feature variants. The proxy scores are NASLib's (``nb201_zc_naslib.csv``,
   CIFAR-10, 12 proxies), which cover 725 architectures only; computing 12 proxies for 2,000+ NB201
   networks takes about 3 s each on this machine, so these runs use the NASLib sample: ``n`` training
@@ -96,7 +98,7 @@ log = logging.getLogger(__name__)
 
 EXPERIMENTS = ("curves", "curves_zc", "zeroshot", "ablations", "latency")
 DEVICES = ("pixel3", "raspi4", "fpga", "eyeriss", "gold_6226")
-CURVE_METHODS = ("gennape", "graph_gbdt", "text_ridge")
+CURVE_METHODS = ("gennape", "graph_gbdt", "text_ridge", "encoding_mlp+geno")
 #: curves_zc: the mean of the standardized predictions of gennape+zc and zc_gbdt on one split
 ZC_ENSEMBLE = "zc_ensemble"
 #: Settings of the methods (one thread everywhere: the benchmark shares the machine).
@@ -273,9 +275,17 @@ def _rank(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 
 def _curve(r: Runner, lab: Any, m: str, s: int, train_rows: np.ndarray, test_rows: np.ndarray) -> dict[str, Any]:
-    test = r.graphs("nb201", [lab.archs[i] for i in test_rows])
-    train = r.graphs("nb201", [lab.archs[i] for i in train_rows])
-    pred, fit_s = fit_predict(m, s, train, lab.y[train_rows], test)
+    name, _, extra = m.partition("+")
+    if extra not in ("", "geno"):
+        raise ValueError(f"unknown curve method {m!r}: NAME or NAME+geno")
+    from predictors.data import genotype_onehot
+
+    test_archs, train_archs = [lab.archs[i] for i in test_rows], [lab.archs[i] for i in train_rows]
+    test, train = r.graphs("nb201", test_archs), r.graphs("nb201", train_archs)
+    f_train, f_test = (None, None)
+    if extra:
+        f_train, f_test = genotype_onehot("nb201", train_archs), genotype_onehot("nb201", test_archs)
+    pred, fit_s = fit_predict(name, s, train, lab.y[train_rows], test, f_train, f_test)
     return {"method": m, "n": len(train_rows), "n_test": len(test_rows), "fit_seconds": fit_s,
             **_rank(pred, lab.y[test_rows])}
 

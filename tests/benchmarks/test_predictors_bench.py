@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.predictors import Runner, _best_proxy_line, _fit_latency, _plot, _transfer, zs_directions
+from benchmarks.predictors import Runner, _best_proxy_line, _curve, _fit_latency, _plot, _transfer, zs_directions
 
 
 def test_unknown_method_suffixes_are_refused() -> None:
@@ -17,6 +17,33 @@ def test_unknown_method_suffixes_are_refused() -> None:
         _fit_latency("kernel_latency+magic", 0, [], [], np.zeros(0), np.zeros(0, int), np.zeros(0, int))
     with pytest.raises(ValueError, match=r"NAME\+adapt"):
         _transfer("gennape+magic", 0, [], np.zeros(0), [])
+    with pytest.raises(ValueError, match=r"NAME\+geno"):
+        _curve(None, None, "encoding_mlp+magic", 0, np.zeros(0, int), np.zeros(0, int))  # type: ignore[arg-type]
+
+
+def test_curve_geno_methods_read_the_literal_genotype_one_hot(tmp_path: Path) -> None:
+    """``encoding_mlp+geno`` in the curves is the MLP fitted on the genotypes' one-hot features."""
+    from types import SimpleNamespace
+
+    from scipy.stats import spearmanr
+
+    from predictors import PREDICTORS
+    from predictors.data import genotype_onehot
+    from search_spaces import SPACES
+
+    space = SPACES.resolve("nb201")
+    archs = [space.format(space.parse(i)) for i in range(0, 15625, 521)]  # 30 cells
+    onehot = genotype_onehot("nb201", archs)
+    y = onehot @ np.linspace(-1, 1, onehot.shape[1])
+    lab = SimpleNamespace(archs=archs, y=y)
+    runner = Runner(argparse.Namespace(data_dir=None, workdir=str(tmp_path), progress=False, seed=0))
+    train, test = np.arange(10, 30), np.arange(10)
+    row = _curve(runner, lab, "encoding_mlp+geno", 3, train, test)
+    ref = PREDICTORS.resolve("encoding_mlp", seed=3).fit(runner.graphs("nb201", [archs[i] for i in train]), y[train],
+                                                         features=onehot[train])
+    mean, _ = ref.predict(runner.graphs("nb201", [archs[i] for i in test]), features=onehot[test])
+    assert row["method"] == "encoding_mlp+geno" and row["n"] == 20
+    assert row["spearman"] == pytest.approx(spearmanr(mean, y[test])[0])
 
 
 def test_curves_plot_draws_the_cached_best_proxy(tmp_path: Path) -> None:
