@@ -148,27 +148,11 @@ def cmd_spaces(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fit_batch(batch: Any, shape: tuple[int, ...]) -> Any:
-    """The batch resized to a model's (C, H, W) input, if its spatial size differs."""
-    import torch.nn.functional as F
-
-    from nas.data import Batch
-
-    if tuple(batch.images.shape[1:]) == tuple(shape[1:]) or len(shape) != 4:
-        return batch
-    if batch.images.shape[1] != shape[1]:
-        raise NasError(f"the model takes {shape[1]} input channels, the batch has {batch.images.shape[1]}")
-    log.info("resizing the batch from %s to %s", tuple(batch.images.shape[2:]), tuple(shape[2:]))
-    images = F.interpolate(batch.images, size=tuple(shape[2:]), mode="bilinear", align_corners=False)
-    return Batch(images=images, labels=batch.labels, num_classes=batch.num_classes, source=batch.source,
-                 seed=batch.seed)
-
-
 def cmd_score(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from nas.data import load_batch
+    from nas.data import fit_batch, load_batch
     from nas.ir import ArchGraph
     from proxies import engine
     from search_spaces import space_from_spec
@@ -201,9 +185,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     results = []
     for name, make, shape in tqdm(jobs, desc="scoring", unit="model", disable=len(jobs) < 2, file=sys.stderr):
         target = make()
-        model_batch = batch if shape is None else _fit_batch(batch, shape)
+        model_batch = batch if shape is None else fit_batch(batch, shape)
         if isinstance(target, ArchGraph):
-            model_batch = _fit_batch(batch, target.inputs[0].out_shapes[0])
+            model_batch = fit_batch(batch, target.inputs[0].out_shapes[0])
             target = target.to_torch(seed=args.seed)
         timings: dict[str, float] = {}
         errors: dict[str, str] = {}

@@ -289,6 +289,21 @@ def make_batch(images: ImageSet, batch_size: int = 64, *, seed: int = 0, balance
     return Batch(images=x, labels=y, num_classes=images.num_classes, source=images.name, seed=int(seed))
 
 
+def fit_batch(batch: Batch, shape: tuple[int, ...]) -> Batch:
+    """``batch`` resized (bilinear) to a model's ``(B, C, H, W)`` input shape if its spatial size differs;
+    unchanged if it already fits or ``shape`` is not 4-d. A different channel count raises :class:`DataError`."""
+    import torch.nn.functional as F
+
+    if tuple(batch.images.shape[1:]) == tuple(shape[1:]) or len(shape) != 4:
+        return batch
+    if batch.images.shape[1] != shape[1]:
+        raise DataError(f"the model takes {shape[1]} input channels, the batch has {batch.images.shape[1]}")
+    logger.info("resizing the batch from %s to %s", tuple(batch.images.shape[2:]), tuple(shape[2:]))
+    images = F.interpolate(batch.images, size=tuple(shape[2:]), mode="bilinear", align_corners=False)
+    return Batch(images=images, labels=batch.labels, num_classes=batch.num_classes, source=batch.source,
+                 seed=batch.seed)
+
+
 def load_batch(
     source: str = "digits",
     batch_size: int = 64,

@@ -303,3 +303,19 @@ def test_imageset_validates_fields() -> None:
         ImageSet(np.zeros((2, 4, 4, 3), np.uint8), np.array([0, 1]), ("a",), "bad")
     with pytest.raises(DataError, match="'std'"):
         ImageSet(np.zeros((1, 4, 4, 3), np.uint8), np.zeros(1, np.int64), ("a",), "bad", std=(0.2, 0.0, 0.2))
+
+
+def test_fit_batch_resizes_to_the_models_input_and_checks_channels() -> None:
+    import torch.nn.functional as F
+
+    from nas.data import fit_batch
+
+    batch = load_batch("digits", 4, seed=0)
+    assert fit_batch(batch, (1, 3, 32, 32)) is batch  # already fits
+    assert fit_batch(batch, (1, 10)) is batch  # not an image input
+    big = fit_batch(batch, (1, 3, 48, 40))
+    assert tuple(big.images.shape) == (4, 3, 48, 40) and big.labels is batch.labels
+    ref = F.interpolate(batch.images, size=(48, 40), mode="bilinear", align_corners=False)
+    assert torch.equal(big.images, ref)
+    with pytest.raises(DataError, match="takes 1 input channels, the batch has 3"):
+        fit_batch(batch, (1, 1, 32, 32))
