@@ -4,6 +4,7 @@
 
     nas predictor train --space nb201 --target cifar10_test_acc --n 100 --seed 0 -o model.nasp
                         [--predictor gennape] [--set KEY=VALUE ...] [--data-dir DIR] [--json]
+    nas predictor train --n 100 --features zc:synflow,jacov,nwot -o zc.nasp     # proxy scores as features
     nas predictor train --target latency:pixel3 --n 500 -o pixel3.nasp          # kernel_latency by default
     nas predictor train --target measured --n 500 --workdir DIR -o here.nasp    # onnxruntime on this machine
     nas predictor finetune model.nasp --space nb301 --target val_accuracy --n 50 -o tuned.nasp
@@ -27,9 +28,12 @@ unused), then trains its heads on from their weights on the ``--n`` labelled one
 (:meth:`~predictors.gennape.GennapePredictor.finetune`). The result records the new space, target, n
 and seed, so ``eval`` then tests on the architectures fine-tuning did not draw.
 
-``encoding_mlp`` reads the space's own encoding, not the graph: ``train``, ``eval`` and ``predict
---space S --arch A`` give it the genotypes' one-hot (:func:`predictors.data.genotype_onehot`). It
-cannot predict an ONNX file, which has no genotype.
+``--features SPEC`` fits the predictor with features besides the graph (:mod:`predictors.features`):
+``geno``, the space's own encoding (the literal genotype's one-hot), or ``zc:P1,P2,...``, zero-cost
+proxy scores from our engine on ``--proxy-batch`` images of ``--proxy-data``. The archive records the
+spec, and ``eval``, ``predict`` and ``nas search --objective predictor:FILE`` compute the same columns
+for the architectures they read. ``encoding_mlp`` reads the space's encoding alone, so its default
+is ``geno``. ``geno`` cannot read an ONNX file, which has no genotype.
 
 Everything heavy is imported inside the functions, so ``nas --help`` stays fast.
 """
@@ -46,8 +50,6 @@ LATENCY_DEFAULT = "kernel_latency"
 #: for onnxruntime latency measured here: the kernel model on the kernels onnxruntime runs
 MEASURED_DEFAULT = "runtime_latency"
 ACCURACY_DEFAULT = "gennape"
-#: predictors that read the space's own encoding (the genotype's one-hot) as their features
-ENCODING_PREDICTORS = frozenset({"encoding_mlp"})
 
 
 def register(sub: Any) -> None:
@@ -68,6 +70,11 @@ def register(sub: Any) -> None:
                         f"table, {MEASURED_DEFAULT} for measured)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field of the predictor, e.g. --set members=2 (repeatable)")
+    t.add_argument("--features", default=None, metavar="SPEC",
+                   help="features besides the graph: geno (the genotype one-hot) or zc:PROXY[,PROXY...] (zero-cost "
+                        "proxy scores); recorded in the archive and computed again by eval, predict and search")
+    t.add_argument("--proxy-data", default="cifar10", help="images of zc features: cifar10 (default), digits, npz:PATH")
+    t.add_argument("--proxy-batch", type=int, default=64, help="images per zc proxy batch (default 64)")
     _common(t)
     t.set_defaults(func=cmd_train)
 
@@ -102,6 +109,8 @@ def register(sub: Any) -> None:
     pr.add_argument("--space", default=None, help="the space of --arch")
     pr.add_argument("--arch", action="append", default=[], help="a genotype of --space (repeatable)")
     pr.add_argument("--input-shape", default=None, help="example input shape for dynamic ONNX models, e.g. 1,3,32,32")
+    pr.add_argument("--data-dir", default=None, help="reference data folder, for zc features on cifar10 "
+                                                     "(default: $NAS_DATA)")
     pr.add_argument("--json", action="store_true", help="print the predictions as JSON")
     pr.set_defaults(func=cmd_predict)
 
@@ -181,13 +190,16 @@ def _graphs(space_name: str, archs: list[str], quiet: bool, desc: str = "graphs"
     return [space.to_graph(space.parse(a)) for a in tqdm(archs, desc=desc, unit="arch", disable=quiet, file=sys.stderr)]
 
 
-def _encoding(name: str, space: str, archs: list[str]) -> Any:
-    """The genotypes' one-hot for a predictor of :data:`ENCODING_PREDICTORS`, else None."""
-    if name not in ENCODING_PREDICTORS:
+def _features(spec: Any, graphs: list[Any], archs: list[str] | None, args: argparse.Namespace) -> Any:
+    """``spec.compute`` with a progress bar (None without a spec)."""
+    if spec is None:
         return None
-    from predictors.data import genotype_onehot
+    from tqdm import tqdm
 
-    return genotype_onehot(space, archs)
+    with tqdm(total=len(graphs), desc=f"features {spec}", unit="arch", disable=args.json or spec.kind == "geno",
+              file=sys.stderr) as bar:
+        return spec.compute(graphs, archs, data_dir=getattr(args, "data_dir", None),
+                            progress=lambda done, total: bar.update(done - bar.n))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -199,6 +211,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from nas.errors import PredictorError
     from predictors import PREDICTORS
     from predictors.data import canonical_space, labelled, split
+    from predictors.features import ENCODING_PREDICTORS, FeatureSpec
 
     torch.set_num_threads(args.threads)
     space = canonical_space(args.space)
@@ -208,9 +221,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     name = args.predictor or default
     if name not in PREDICTORS:
         raise PredictorError(f"unknown predictor {name!r}; valid: {', '.join(PREDICTORS.names())}")
-    if name == "zc_gbdt":
-        raise PredictorError("zc_gbdt needs zero-cost proxy features, which `nas predictor train` does not compute; "
-                             "use the Python API (predictors.data.zc_features) or another predictor")
+    spec = None
+    if args.features is not None:
+        spec = FeatureSpec.parse(args.features, space=space, data=args.proxy_data, batch=args.proxy_batch,
+                                 seed=args.seed)
+    elif name in ENCODING_PREDICTORS:
+        spec = FeatureSpec("geno", space=space)
+    elif name == "zc_gbdt":
+        raise PredictorError("zc_gbdt reads zero-cost proxy scores alone: give --features zc:PROXY[,PROXY...], "
+                             "e.g. --features zc:synflow,jacov,nwot")
     overrides = _overrides(args.set)
     if name in (LATENCY_DEFAULT, MEASURED_DEFAULT):
         overrides.setdefault("label", target if target == "measured" else f"table:{target.split(':', 1)[1]}")
@@ -226,6 +245,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     archs = [base.archs[i] for i in rows]
     y = _labels(space, target, rows, base.archs, args)
     graphs = _graphs(space, archs, args.json)
+    features = _features(spec, graphs, archs, args)
     t0 = time.perf_counter()
     bar = tqdm(desc=f"fit {name}", unit="step", disable=args.json, file=sys.stderr)
     if hasattr(predictor, "progress"):
@@ -235,11 +255,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             bar.update(1)
 
         predictor.progress = report
-    predictor.fit(graphs, y, features=_encoding(name, space, archs))
+    predictor.fit(graphs, y, features=features)
     bar.close()
     seconds = time.perf_counter() - t0
     info = {"space": space, "target": target, "n": args.n, "seed": args.seed, "predictor": name,
             "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}}
+    if spec is not None:
+        info["features"] = spec.to_json()
     return _save(predictor, args, info, seconds,
                  f"{name} on {args.n} {space} architectures, target {target}, seed {args.seed} "
                  f"({seconds:.1f} s to fit)")
@@ -306,6 +328,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from predictors import load_predictor
     from predictors.base import provenance
     from predictors.data import canonical_space, labelled
+    from predictors.features import saved_spec
     from predictors.metrics import latency_metrics, rank_metrics
 
     torch.set_num_threads(args.threads)
@@ -328,7 +351,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     y = _labels(space, target, rows, base.archs, args)
     archs = [base.archs[i] for i in rows]
     graphs = _graphs(space, archs, args.json, desc="test graphs")
-    mean, std = predictor.predict(graphs, features=_encoding(predictor.name, space, archs))
+    spec = saved_spec(predictor, info, where=args.model, space=space)
+    mean, std = predictor.predict(graphs, features=_features(spec, graphs, archs, args))
     metrics = rank_metrics(mean, y)
     if _is_latency(target):
         metrics.update(latency_metrics(mean, y))
@@ -348,15 +372,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from nas.errors import PredictorError
     from nas.ir import ArchGraph
     from predictors import load_predictor
+    from predictors.base import provenance
+    from predictors.features import saved_spec
 
     predictor = load_predictor(args.model)
     names: list[str] = []
     graphs: list[ArchGraph] = []
     archs: list[str] = []
     shape = tuple(int(x) for x in args.input_shape.split(",")) if args.input_shape else None
-    if args.files and predictor.name in ENCODING_PREDICTORS:
-        raise PredictorError(f"{args.model} holds a {predictor.name} predictor, which reads a space's genotype "
-                             f"encoding: give --space and --arch, not ONNX files")
+    spec = saved_spec(predictor, provenance(args.model), where=args.model, space=args.space or "")
+    if args.files and spec is not None and spec.kind == "geno":
+        raise PredictorError(f"{args.model} reads a space's genotype encoding (features geno): give --space and "
+                             f"--arch, not ONNX files")
     for f in args.files:
         graphs.append(ArchGraph.from_onnx(f, input_shapes=shape))
         names.append(str(f))
@@ -373,7 +400,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             archs.append(space.format(g))
     if not graphs:
         raise PredictorError("nothing to predict: give ONNX files, or --space with --arch")
-    mean, std = predictor.predict(graphs, features=_encoding(predictor.name, args.space or "", archs))
+    mean, std = predictor.predict(graphs, features=_features(spec, graphs, archs if not args.files else None, args))
     rows = [{"model": n, "mean": float(m), "std": float(s)} for n, m, s in zip(names, mean, std, strict=True)]
     if args.json:
         print(json.dumps({"predictor": str(args.model), "predictions": rows}, indent=2))

@@ -106,7 +106,7 @@ def make_objective(config: SearchConfig, space: SearchSpace) -> Objective:
         _, _, metric = spec.partition(":")
         return TabularObjective(space, metric or "cifar10valid_valid_acc", data_dir=config.data_dir)
     if spec.startswith("predictor:"):
-        return PredictorObjective.from_file(spec.partition(":")[2])
+        return PredictorObjective.from_file(spec.partition(":")[2], space=space, data_dir=config.data_dir)
     from proxies import PROXIES
 
     if spec != "ensemble" and spec not in PROXIES:

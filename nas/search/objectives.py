@@ -14,7 +14,9 @@ search loop records which candidates were served from the cache.
   (``cifar10valid_valid_acc`` by default). It reads the table only for genotypes it evaluates, and
   :meth:`TabularObjective.truth` (the test accuracy a benchmark reports) only for those.
 * :class:`PredictorObjective` -- the mean prediction of any trained model with the ``Predictor``
-  contract (``predict(graphs) -> (mean, std)``); ``predictor:FILE.nasp`` loads a saved one.
+  contract (``predict(graphs) -> (mean, std)``); ``predictor:FILE.nasp`` loads a saved one, and
+  computes for each candidate the features it was trained with (``nas predictor train --features``:
+  the genotype one-hot, or proxy scores; :mod:`predictors.features`).
 
 A candidate that cannot be scored (a proxy raising :class:`~nas.errors.ProxyError`, e.g. jacov of a
 cell whose output ignores its input) gets ``value=None`` and the error: the search records it as an
@@ -190,24 +192,39 @@ class TabularObjective(_Cached):
 class PredictorObjective(_Cached):
     """The mean prediction of a trained predictor (anything with ``predict(graphs) -> (mean, std)``)."""
 
-    def __init__(self, predictor: Any, name: str = "predictor") -> None:
+    def __init__(self, predictor: Any, name: str = "predictor", *, features: Any = None,
+                 space: SearchSpace | None = None, data_dir: str | Path | None = None) -> None:
         super().__init__()
         if not callable(getattr(predictor, "predict", None)):
             raise SearchError(f"a predictor objective needs an object with predict(graphs); got {type(predictor)}")
         self.predictor = predictor
         self.name = name
+        self.features = features  # a predictors.features.FeatureSpec, or None: the graph alone
+        self.space = space
+        self.data_dir = data_dir
 
     @classmethod
-    def from_file(cls, path: str | Path) -> PredictorObjective:
-        """The objective of a predictor saved by ``nas predictor train`` (``--objective predictor:FILE``)."""
+    def from_file(cls, path: str | Path, *, space: SearchSpace | None = None,
+                  data_dir: str | Path | None = None) -> PredictorObjective:
+        """The objective of a predictor saved by ``nas predictor train`` (``--objective predictor:FILE``),
+        with the features it was trained with (``--features``), computed for each architecture."""
         from predictors import load_predictor
+        from predictors.base import provenance
+        from predictors.features import saved_spec
 
-        return cls(load_predictor(path), name=f"predictor:{path}")
+        predictor = load_predictor(path)
+        spec = saved_spec(predictor, provenance(path), where=str(path), space=space.name if space else "")
+        return cls(predictor, name=f"predictor:{path}", features=spec, space=space, data_dir=data_dir)
 
     def _evaluate(self, genotype: Genotype, graph: ArchGraph) -> Evaluation:
         try:
-            mean, std = self.predictor.predict([graph])
-        except NasError as e:  # e.g. a predictor fitted with proxy features: it cannot score a graph alone
+            if self.features is None:  # any object with predict(graphs) will do
+                mean, std = self.predictor.predict([graph])
+            else:
+                archs = [self.space.format(genotype)] if self.space is not None else None
+                mean, std = self.predictor.predict([graph], features=self.features.compute([graph], archs,
+                                                                                           data_dir=self.data_dir))
+        except NasError as e:  # e.g. genotype features for an architecture of another space
             return Evaluation(None, {}, f"the predictor cannot score this architecture: {e}")
         m, s = float(np.asarray(mean).reshape(-1)[0]), float(np.asarray(std).reshape(-1)[0])
         if not np.isfinite(m):

@@ -161,3 +161,41 @@ def test_encoding_mlp_reads_the_genotype_one_hot(tmp_path: Path, data_dir, capsy
     onnx.save(space.to_onnx(space.parse("1")), str(tmp_path / "a.onnx"))
     assert main(["predict", str(path), str(tmp_path / "a.onnx")]) == 2
     assert "give --space and --arch" in capsys.readouterr().err
+    result = run(capsys, "search", "--strategy", "random", "--budget", "3", "--objective", f"predictor:{path}",
+                 "--out", str(tmp_path / "run"), "--json")
+    best = space.format(space.parse(result["best"]["genotype"]))
+    want = model.predict([space.to_graph(space.parse(best))], features=genotype_onehot("nb201", [best]))[0][0]
+    assert result["best"]["value"] == pytest.approx(float(want))
+
+
+def test_zc_features_from_the_cli_follow_the_predictor(tmp_path: Path, data_dir, capsys) -> None:
+    """``--features zc:...`` fits on proxy scores computed by the engine; the archive records the spec,
+    and predict (from the space or from an ONNX file of the same network) and search compute the same."""
+    from predictors.features import FeatureSpec
+    from search_spaces import space_from_spec
+
+    path = tmp_path / "zc.nasp"
+    zc = ["--features", "zc:synflow,params", "--proxy-data", "digits", "--proxy-batch", "8"]
+    out = run(capsys, "predictor", "train", "--n", "12", "--seed", "2", "-o", str(path), "--data-dir", str(data_dir),
+              "--json", *zc, *TINY_GENNAPE)
+    spec = FeatureSpec.from_json(out["features"])
+    assert spec == FeatureSpec("zc", proxies=("synflow", "params"), data="digits", batch=8, seed=2)
+    assert provenance(path)["features"] == out["features"]
+    space = space_from_spec("nb201")
+    onnx.save(space.to_onnx(space.parse("1")), str(tmp_path / "a.onnx"))
+    rows = run(capsys, "predict", str(path), str(tmp_path / "a.onnx"), "--space", "nb201", "--arch", "1",
+               "--json")["predictions"]
+    g = space.to_graph(space.parse("1"))
+    direct = float(load_predictor(path).predict([g], features=spec.compute([g]))[0][0])
+    assert rows[0]["mean"] == pytest.approx(direct) and rows[1]["mean"] == pytest.approx(direct)
+    result = run(capsys, "search", "--strategy", "random", "--budget", "3", "--objective", f"predictor:{path}",
+                 "--out", str(tmp_path / "run"), "--json")
+    best = space.to_graph(space.parse(result["best"]["genotype"]))
+    assert result["best"]["value"] == pytest.approx(
+        float(load_predictor(path).predict([best], features=spec.compute([best]))[0][0]))
+    assert main(["predictor", "train", "--predictor", "zc_gbdt", "--n", "12", "-o", str(tmp_path / "t.nasp"),
+                 "--data-dir", str(data_dir)]) == 2
+    assert "--features zc:" in capsys.readouterr().err
+    trees = run(capsys, "predictor", "train", "--predictor", "zc_gbdt", "--n", "12", "-o", str(tmp_path / "t.nasp"),
+                "--set", "n_estimators=5", "--set", "bags=2", "--data-dir", str(data_dir), "--json", *zc)
+    assert trees["predictor"] == "zc_gbdt" and trees["features"]["kind"] == "zc"

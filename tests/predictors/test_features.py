@@ -1,0 +1,70 @@
+"""Feature specs: parsing and the saved form, the genotype one-hot, and proxy scores against the engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nas.data import fit_batch, load_batch
+from nas.errors import PredictorError
+from predictors.data import genotype_onehot
+from predictors.features import FeatureSpec, saved_spec
+from proxies import engine
+from tests.predictors.conftest import SPACE
+
+
+def test_specs_parse_round_trip_and_refuse_bad_input() -> None:
+    zc = FeatureSpec.parse("zc:synflow, params", data="digits", batch=8, seed=2)
+    assert zc == FeatureSpec("zc", proxies=("synflow", "params"), data="digits", batch=8, seed=2)
+    assert str(zc) == "zc:synflow,params"
+    assert FeatureSpec.from_json(zc.to_json()) == zc
+    geno = FeatureSpec.parse("geno", space="nb201")
+    assert FeatureSpec.from_json(geno.to_json()) == geno and str(geno) == "geno"
+    for text, match in (("zc:", "at least one proxy"), ("zc:no_such_proxy", "no_such_proxy"),
+                        ("onehot", "geno or zc:"), ("geno:x", "geno or zc:")):
+        with pytest.raises(PredictorError, match=match):
+            FeatureSpec.parse(text, space="nb201")
+    with pytest.raises(PredictorError, match="need the space"):
+        FeatureSpec.parse("geno")
+    with pytest.raises(PredictorError, match="at least 2 images"):
+        FeatureSpec.parse("zc:synflow", batch=1)
+    with pytest.raises(PredictorError, match=r"m\.nasp: provenance 'features'"):
+        saved_spec(None, {"features": ["zc"]}, where="m.nasp")
+
+
+def test_saved_spec_defaults_to_geno_for_encoding_predictors() -> None:
+    class Named:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    assert saved_spec(Named("encoding_mlp"), {}, where="m", space="nb201") == FeatureSpec("geno", space="nb201")
+    assert saved_spec(Named("gennape"), {}, where="m", space="nb201") is None
+    recorded = FeatureSpec("zc", proxies=("params",))
+    assert saved_spec(Named("encoding_mlp"), {"features": recorded.to_json()}, where="m") == recorded
+
+
+def test_geno_features_are_the_genotype_one_hot() -> None:
+    archs = [SPACE.format(SPACE.parse(i)) for i in (0, 5, 9)]
+    graphs = [SPACE.to_graph(SPACE.parse(a)) for a in archs]
+    spec = FeatureSpec("geno", space="nb201")
+    np.testing.assert_array_equal(spec.compute(graphs, archs), genotype_onehot("nb201", archs))
+    with pytest.raises(PredictorError, match="ONNX files do not have"):
+        spec.compute(graphs)
+
+
+def test_zc_features_are_the_engines_scores_signed_log() -> None:
+    """Each graph rebuilt with ``to_torch(seed)`` and scored on the resized batch, as sign(x) log(1+|x|);
+    a proxy that fails on a network (jacov where the output ignores the input) is NaN, and counted."""
+    dead = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    graphs = [SPACE.to_graph(SPACE.parse(a)) for a in (3, 11, dead)]
+    spec = FeatureSpec("zc", proxies=("synflow", "jacov", "params"), data="digits", batch=8, seed=1)
+    done: list[int] = []
+    got = spec.compute(graphs, progress=lambda k, total: done.append(k))
+    assert done == [1, 2, 3] and got.shape == (3, 3)
+    batch = load_batch("digits", 8, seed=1)
+    for i, g in enumerate(graphs[:2]):
+        model, resized = g.to_torch(seed=1), fit_batch(batch, g.inputs[0].out_shapes[0])
+        raw = engine.score(model, resized, ["synflow", "jacov", "params"])
+        want = [np.sign(v) * np.log1p(abs(v)) for v in raw.values()]
+        np.testing.assert_allclose(got[i], want, rtol=1e-12)
+    assert np.isnan(got[2, 1]) and np.isfinite(got[2, [0, 2]]).all()
