@@ -291,6 +291,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from predictors import load_predictor
     from predictors.base import provenance
     from predictors.data import canonical_space, labelled, split
+    from predictors.features import saved_spec
     from predictors.gennape import GennapePredictor
 
     torch.set_num_threads(args.threads)
@@ -308,13 +309,19 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     chosen = set(rows.tolist())
     others = [i for i in np.random.default_rng([args.seed, 2]).permutation(len(base)) if i not in chosen]
     extra = others if args.adapt_n is None else others[:args.adapt_n]
-    graphs = _graphs(space, [base.archs[i] for i in [*rows, *extra]], args.json)
+    archs = [base.archs[i] for i in [*rows, *extra]]
+    graphs = _graphs(space, archs, args.json)
+    spec = saved_spec(predictor, provenance(args.model), where=args.model, space=space)
+    features = _features(spec, graphs, archs, args)
     t0 = time.perf_counter()
-    predictor.adapt(graphs)
-    predictor.finetune(graphs[:len(rows)], np.asarray(base.y)[rows], epochs=args.epochs)
+    predictor.adapt(graphs, features=features)
+    predictor.finetune(graphs[:len(rows)], np.asarray(base.y)[rows], epochs=args.epochs,
+                       features=None if features is None else features[:len(rows)])
     seconds = time.perf_counter() - t0
     info = {"space": space, "target": target, "n": args.n, "seed": args.seed, "predictor": predictor.name,
             "finetuned_from": {"model": str(args.model), **provenance(args.model)}, "adapted_on": len(graphs)}
+    if spec is not None:
+        info["features"] = spec.to_json()
     return _save(predictor, args, info, seconds,
                  f"{args.model} adapted to {len(graphs)} {space} architectures and fine-tuned on {args.n}, "
                  f"target {target}, seed {args.seed} ({seconds:.1f} s)")

@@ -193,6 +193,12 @@ def test_zc_features_from_the_cli_follow_the_predictor(tmp_path: Path, data_dir,
     best = space.to_graph(space.parse(result["best"]["genotype"]))
     assert result["best"]["value"] == pytest.approx(
         float(load_predictor(path).predict([best], features=spec.compute([best]))[0][0]))
+    tuned = tmp_path / "tuned.nasp"  # fine-tuning computes and records the same features
+    run(capsys, "predictor", "finetune", str(path), "--space", "nb201", "--target", "cifar100_test_acc", "--n", "8",
+        "--adapt-n", "4", "--epochs", "2", "-o", str(tuned), "--data-dir", str(data_dir), "--json")
+    assert provenance(tuned)["features"] == out["features"]
+    ev = run(capsys, "predictor", "eval", str(tuned), "--n-test", "6", "--json", "--data-dir", str(data_dir))
+    assert ev["target"] == "cifar100_test_acc" and np.isfinite(ev["metrics"]["spearman"])
     assert main(["predictor", "train", "--predictor", "zc_gbdt", "--n", "12", "-o", str(tmp_path / "t.nasp"),
                  "--data-dir", str(data_dir)]) == 2
     assert "--features zc:" in capsys.readouterr().err
