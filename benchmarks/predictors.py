@@ -14,8 +14,10 @@ Experiments (BENCHMARKS.md, "Predictors" and "Latency"):
   ``--seed + s``; the first ``--n-test`` are the test set, the next ``n`` the training set (so the
   training sets for growing ``n`` are nested and the test set is the same for every ``n`` of a seed).
   Methods: ``gennape``, ``graph_gbdt``, ``text_ridge``, ``encoding_mlp+geno`` (``NAME+geno`` gives the
-  predictor the space's own encoding, the literal genotype's one-hot, as features). Spearman ρ,
-  Kendall τ, precision@top-5%.
+  predictor the space's own encoding, the literal genotype's one-hot, as features). ``NAME+zc`` gives
+  it the proxy scores of :data:`ZC_CURVES`, computed by our engine for every architecture as ``nas
+  predictor train --features`` computes them (cached in ``--workdir/features``); ``proxy+zc`` is the
+  best of those single proxies on the test set. Spearman ρ, Kendall τ, precision@top-5%.
 * ``curves_zc``: the zero-cost-feature variants. The proxy scores are NASLib's (``nb201_zc_naslib.csv``,
   CIFAR-10, 12 proxies), which cover 725 architectures only; computing 12 proxies for 2,000+ NB201
   networks takes about 3 s each on this machine, so these runs use the NASLib sample: ``n`` training
@@ -276,18 +278,36 @@ def _rank(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 def _curve(r: Runner, lab: Any, m: str, s: int, train_rows: np.ndarray, test_rows: np.ndarray) -> dict[str, Any]:
     name, _, extra = m.partition("+")
-    if extra not in ("", "geno"):
-        raise ValueError(f"unknown curve method {m!r}: NAME or NAME+geno")
+    if extra not in ("", "geno", "zc"):
+        raise ValueError(f"unknown curve method {m!r}: NAME, NAME+geno or NAME+zc")
     from predictors.data import genotype_onehot
 
     test_archs, train_archs = [lab.archs[i] for i in test_rows], [lab.archs[i] for i in train_rows]
-    test, train = r.graphs("nb201", test_archs), r.graphs("nb201", train_archs)
     f_train, f_test = (None, None)
-    if extra:
+    if extra == "geno":
         f_train, f_test = genotype_onehot("nb201", train_archs), genotype_onehot("nb201", test_archs)
+    elif extra == "zc":
+        f_train, f_test = (spec_features(r, "nb201", train_archs, ZC_CURVES),
+                           spec_features(r, "nb201", test_archs, ZC_CURVES))
+    if name == "proxy":  # no fit: each single proxy of the features on the test set, the best reported
+        return _best_engine_proxy(f_test, lab.y[test_rows], len(train_rows))
+    test, train = r.graphs("nb201", test_archs), r.graphs("nb201", train_archs)
     pred, fit_s = fit_predict(name, s, train, lab.y[train_rows], test, f_train, f_test)
     return {"method": m, "n": len(train_rows), "n_test": len(test_rows), "fit_seconds": fit_s,
             **_rank(pred, lab.y[test_rows])}
+
+
+def _best_engine_proxy(feats: np.ndarray | None, truth: np.ndarray, n: int) -> dict[str, Any]:
+    """``proxy+zc``: the single proxy of :data:`ZC_CURVES` with the best Spearman rho on the test set,
+    chosen after the fact (an upper bound for any one of them); architectures it failed on left out."""
+    if feats is None:
+        raise ValueError("the proxy method reads the proxy features: proxy+zc")
+    scores = {}
+    for j, p in enumerate(ZC_CURVES["proxies"]):
+        ok = np.isfinite(feats[:, j])
+        scores[p] = {**_rank(feats[ok, j], truth[ok]), "n_scored": int(ok.sum())}
+    best = max(scores, key=lambda p: scores[p]["spearman"])
+    return {"method": "proxy+zc", "proxy": best, "n": n, "n_test": len(truth), "fit_seconds": 0.0, **scores[best]}
 
 
 def run_curves(r: Runner, ns: Sequence[int], seeds: Sequence[int], methods: Sequence[str]) -> None:
@@ -393,34 +413,78 @@ def _zc_one(arch: str) -> list[float]:
     return [scores[n] for n in ZC_TRANSFER]
 
 
-def zc_transfer_features(r: Runner, space: str, archs: Sequence[str]) -> np.ndarray:
-    """``(n, len(ZC_TRANSFER))``: ``sign(x) log(1 + |x|)`` of each architecture's proxy scores (synflow
-    spans 40 orders of magnitude), cached by architecture in ``workdir/proxies/<space>-<proxies>.json``
-    (written every 500 architectures, so an interrupted run resumes) and computed by ``--workers``
-    processes with one torch thread each."""
+def _pooled(r: Runner, path: Path, archs: Sequence[str], init: Callable[..., None], initargs: tuple[Any, ...],
+            one: Callable[[str], Any], desc: str) -> dict[str, Any]:
+    """``{arch: one(arch)}`` for ``archs``, cached in ``path`` (JSON, written every 500 architectures, so
+    an interrupted run resumes) and computed by ``--workers`` processes, each set up by ``init(*initargs)``."""
     from concurrent.futures import ProcessPoolExecutor
 
     from tqdm import tqdm
 
-    path = r.workdir / "proxies" / f"{space}-{','.join(ZC_TRANSFER)}.json"
-    have: dict[str, list[float]] = json.loads(path.read_text()) if path.is_file() else {}
+    have: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
     todo = [a for a in dict.fromkeys(archs) if a not in have]
     if todo:
-        data_dir = str(r.data_dir) if r.data_dir else None
         if r.args.workers <= 1:
-            _zc_init(space, data_dir)
-        with tqdm(total=len(todo), desc=f"proxies {space}", unit="arch") as bar:
+            init(*initargs)
+        with tqdm(total=len(todo), desc=desc, unit="arch") as bar:
             for start in range(0, len(todo), 500):
                 chunk = todo[start:start + 500]
                 if r.args.workers <= 1:
-                    rows = [_zc_one(a) for a in chunk]
+                    rows = [one(a) for a in chunk]
                 else:
-                    with ProcessPoolExecutor(r.args.workers, initializer=_zc_init, initargs=(space, data_dir)) as pool:
-                        rows = list(pool.map(_zc_one, chunk, chunksize=8))
+                    with ProcessPoolExecutor(r.args.workers, initializer=init, initargs=initargs) as pool:
+                        rows = list(pool.map(one, chunk, chunksize=8))
                 have.update(zip(chunk, rows, strict=True))
                 write_json(path, have)
                 bar.update(len(chunk))
+    return have
+
+
+def zc_transfer_features(r: Runner, space: str, archs: Sequence[str]) -> np.ndarray:
+    """``(n, len(ZC_TRANSFER))``: ``sign(x) log(1 + |x|)`` of each architecture's proxy scores (synflow
+    spans 40 orders of magnitude), cached by architecture in ``workdir/proxies/<space>-<proxies>.json``
+    and computed by ``--workers`` processes with one torch thread each (:func:`_pooled`)."""
+    path = r.workdir / "proxies" / f"{space}-{','.join(ZC_TRANSFER)}.json"
+    data_dir = str(r.data_dir) if r.data_dir else None
+    have = _pooled(r, path, archs, _zc_init, (space, data_dir), _zc_one, f"proxies {space}")
     return signed_log(np.array([have[a] for a in archs], dtype=np.float64).reshape(len(archs), len(ZC_TRANSFER)))
+
+
+#: The proxies of the curves' ``NAME+zc`` methods, as ``nas predictor train --features`` computes them
+#: (:class:`~predictors.features.FeatureSpec`): the three single proxies that rank NB201 CIFAR-10 best in
+#: NAS-Bench-Suite-Zero's published table (nwot, jacov, synflow), on 64 CIFAR-10 test images.
+ZC_CURVES: dict[str, Any] = {"kind": "zc", "proxies": ["synflow", "jacov", "nwot"], "data": "cifar10", "batch": 64,
+                             "seed": 0}
+
+
+def _spec_init(space: str, data_dir: str | None, spec: dict[str, Any]) -> None:
+    import torch
+
+    from predictors.features import FeatureSpec
+    from search_spaces import space_from_spec
+
+    torch.set_num_threads(1)
+    _ZC_WORKER.update(space=space_from_spec(space), spec=FeatureSpec.from_json(spec), data_dir=data_dir)
+
+
+def _spec_one(arch: str) -> list[float | None]:
+    """The features of one architecture, NaN (a missing score) as None."""
+    space = _ZC_WORKER["space"]
+    row = _ZC_WORKER["spec"].compute([space.to_graph(space.parse(arch))], data_dir=_ZC_WORKER["data_dir"])[0]
+    return [None if np.isnan(v) else float(v) for v in row]
+
+
+def spec_features(r: Runner, space: str, archs: Sequence[str], spec: dict[str, Any]) -> np.ndarray:
+    """``(n, len(proxies))``: the features of ``spec`` (a :class:`~predictors.features.FeatureSpec` in
+    its JSON form) for ``archs``, NaN where a proxy failed, cached in ``workdir/features/``."""
+    from predictors.features import FeatureSpec
+
+    tag = str(FeatureSpec.from_json(spec)).replace(":", "-")
+    path = r.workdir / "features" / f"{space}-{tag}-{spec['data']}-b{spec['batch']}-s{spec['seed']}.json"
+    data_dir = str(r.data_dir) if r.data_dir else None
+    have = _pooled(r, path, archs, _spec_init, (space, data_dir, spec), _spec_one, f"features {space}")
+    rows = [[np.nan if v is None else v for v in have[a]] for a in archs]
+    return np.array(rows, dtype=np.float64).reshape(len(archs), -1)
 
 
 def _zc_pair(r: Runner, m: str, source: str, source_archs: list[str], target: str,

@@ -192,3 +192,37 @@ def test_zc_transfer_features_from_worker_processes_equal_those_of_one_process(t
     source, target = bp._zc_pair(runner, "capacity_ridge+zc+adapt", "nb201", archs, "nb201", archs[:1])
     np.testing.assert_array_equal(source, rows[2])
     np.testing.assert_array_equal(target, rows[2][:1])
+
+
+def test_curve_zc_features_are_the_cli_feature_spec_and_proxy_zc_picks_the_best(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The curves' ``+zc`` features are what ``FeatureSpec.compute`` gives for each architecture's graph,
+    cached with failures as None; ``proxy+zc`` reports the single proxy with the best rho on the test set."""
+
+    from scipy.stats import spearmanr
+
+    import benchmarks.predictors as bp
+    from predictors.features import FeatureSpec
+    from search_spaces import space_from_spec
+
+    spec = {"kind": "zc", "proxies": ["synflow", "jacov", "params"], "data": "digits", "batch": 8, "seed": 0}
+    monkeypatch.setattr(bp, "ZC_CURVES", spec)
+    space = space_from_spec("nb201:c=4,n=1")
+    dead = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    archs = [space.format(space.parse(i)) for i in (3, 400, 9000, 15000)] + [dead]
+    runner = Runner(argparse.Namespace(data_dir=None, workdir=str(tmp_path), progress=False, seed=0, workers=1))
+    got = bp.spec_features(runner, "nb201:c=4,n=1", archs, spec)
+    want = FeatureSpec.from_json(spec).compute([space.to_graph(space.parse(a)) for a in archs])
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[4, 1])  # jacov fails on the cell whose output ignores its input
+    cached = json.loads(next((tmp_path / "features").glob("*.json")).read_text())
+    assert cached[dead][1] is None and sorted(cached) == sorted(archs)
+
+    y = np.array([1.0, 3.0, 2.0, 5.0, 0.5])
+    row = bp._best_engine_proxy(got, y, 7)
+    rhos = {p: spearmanr(got[np.isfinite(got[:, j]), j], y[np.isfinite(got[:, j])])[0]
+            for j, p in enumerate(spec["proxies"])}
+    best = max(rhos, key=lambda p: rhos[p])
+    assert row["method"] == "proxy+zc" and row["proxy"] == best and row["n"] == 7
+    assert row["spearman"] == pytest.approx(rhos[best])
+    assert row["n_scored"] == (4 if best == "jacov" else 5)
