@@ -265,28 +265,50 @@ class TableLatency:
 class PredictedLatency:
     """The mean prediction of a saved latency predictor (:mod:`predictors.latency`), in its unit (ms).
 
-    ``path`` is an archive written by ``nas predictor train`` (any registered predictor loads; one
-    that needs ``features`` cannot serve here). The predictor's ``label`` (``table:pixel3``,
-    ``measured``, ...) becomes :attr:`device`, so constraints print what the latency stands for.
-    Predictions are cached by graph fingerprint.
+    ``path`` is an archive written by ``nas predictor train`` (any registered predictor loads). One
+    trained with ``--features`` gets them computed for each candidate (:mod:`predictors.features`):
+    ``geno``, the literal genotype's one-hot, gives device tables the network they measured back,
+    since the IR drops what computes nothing and a device may still run it. The predictor's ``label``
+    (``table:pixel3``, ``measured``, ...) becomes :attr:`device`, so constraints print what the
+    latency stands for. Predictions are cached by graph fingerprint (and by genotype with ``geno``).
     """
 
     name = "predicted"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, data_dir: str | Path | None = None) -> None:
         from predictors import load_predictor
+        from predictors.base import provenance
+        from predictors.features import saved_spec
 
         self.path = Path(path)
         self.predictor = load_predictor(self.path)
         config = getattr(self.predictor, "config", None)
         self.unit = str(getattr(config, "unit", "ms"))
         self.device = str(getattr(config, "label", "") or self.path.name)
+        self.features = saved_spec(self.predictor, provenance(self.path), where=str(self.path))
+        self.data_dir = data_dir  # of zc features on cifar10 (default: $NAS_DATA)
+        self._space: Any = None
+        if self.features is not None and self.features.kind == "geno":
+            from search_spaces import space_from_spec
+
+            self._space = space_from_spec(self.features.space)
         self._cache: dict[str, float] = {}
 
     def cost(self, graph: ArchGraph, genotype: Any = None) -> float:
         key = graph.fingerprint()
+        arch = None
+        if self._space is not None:
+            if genotype is None:
+                raise SearchError(f"the latency predictor {self.path} reads the genotype (features geno); "
+                                  f"this candidate has none")
+            arch = self._space.format(genotype)
+            key = f"{key}|{arch}"
         if key not in self._cache:
-            mean, _ = self.predictor.predict([graph])
+            if self.features is None:
+                mean, _ = self.predictor.predict([graph])
+            else:
+                mean, _ = self.predictor.predict([graph], features=self.features.compute(
+                    [graph], None if arch is None else [arch], data_dir=self.data_dir))
             value = float(np.asarray(mean).reshape(-1)[0])
             if not np.isfinite(value):
                 raise SearchError(f"the latency predictor {self.path} gave {value} for {graph.name}")
@@ -309,7 +331,7 @@ def cost_model_from_spec(spec: str | CostModel, data_dir: str | Path | None = No
     if name == "predicted":
         if not arg:
             raise SearchError("predicted latency needs a saved predictor: predicted:FILE.nasp")
-        return PredictedLatency(arg)
+        return PredictedLatency(arg, data_dir)
     if name == "table":
         if not arg:
             raise SearchError("table latency needs a device: table:DEVICE, e.g. table:pixel3")

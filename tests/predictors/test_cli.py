@@ -205,3 +205,22 @@ def test_zc_features_from_the_cli_follow_the_predictor(tmp_path: Path, data_dir,
     trees = run(capsys, "predictor", "train", "--predictor", "zc_gbdt", "--n", "12", "-o", str(tmp_path / "t.nasp"),
                 "--set", "n_estimators=5", "--set", "bags=2", "--data-dir", str(data_dir), "--json", *zc)
     assert trees["predictor"] == "zc_gbdt" and trees["features"]["kind"] == "zc"
+
+
+def test_latency_predictor_with_genotype_features_serves_search(tmp_path: Path, data_dir, capsys) -> None:
+    """A latency predictor trained with ``--features geno`` is the cost model ``predicted:FILE``: each
+    candidate's literal genotype one-hot is computed for it."""
+    from predictors.data import genotype_onehot
+    from search_spaces import space_from_spec
+
+    lat = tmp_path / "fpga.nasp"
+    out = run(capsys, "predictor", "train", "--target", "fpga", "--predictor", "gp_latency", "--features", "geno",
+              "--n", "40", "-o", str(lat), "--set", "gp_iters=10", "--data-dir", str(data_dir), "--json")
+    assert out["features"] == {"kind": "geno", "space": "nb201"}
+    result = run(capsys, "search", "--strategy", "random", "--budget", "4", "--objective", "tabular",
+                 "--latency", f"predicted:{lat}", "--max-latency-ms", "1000", "--out", str(tmp_path / "run"),
+                 "--data-dir", str(data_dir), "--json")
+    space = space_from_spec("nb201")
+    arch = space.format(space.parse(result["best"]["genotype"]))
+    want = load_predictor(lat).predict([space.to_graph(space.parse(arch))], features=genotype_onehot("nb201", [arch]))
+    assert result["best"]["costs"]["predicted"] == pytest.approx(float(want[0][0]))
