@@ -30,7 +30,8 @@ and seed, so ``eval`` then tests on the architectures fine-tuning did not draw.
 
 ``--features SPEC`` fits the predictor with features besides the graph (:mod:`predictors.features`):
 ``geno``, the space's own encoding (the literal genotype's one-hot), or ``zc:P1,P2,...``, zero-cost
-proxy scores from our engine on ``--proxy-batch`` images of ``--proxy-data``. The archive records the
+proxy scores from our engine on ``--proxy-batch`` images of ``--proxy-data`` (the batch and the
+networks' initialization drawn with ``--seed``). The archive records the
 spec, and ``eval``, ``predict`` and ``nas search --objective predictor:FILE`` compute the same columns
 for the architectures they read. ``encoding_mlp`` reads the space's encoding alone, so its default
 is ``geno``. ``geno`` cannot read an ONNX file, which has no genotype.
