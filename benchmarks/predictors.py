@@ -96,6 +96,7 @@ import numpy as np
 
 from benchmarks._common import add_common_args, print_settings, print_table, settings, write_json
 from nas.ir import ArchGraph
+from predictors.features import signed_log
 
 log = logging.getLogger(__name__)
 
@@ -262,10 +263,6 @@ def fit_predict(name: str, seed: int, train: Sequence[Any], y: np.ndarray, test:
     seconds = time.perf_counter() - t
     mean, _ = model.predict(test, features=f_test)
     return mean, seconds
-
-
-def signed_log(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.log1p(np.abs(x))
 
 
 def _rank(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:

@@ -146,6 +146,10 @@ class _Bagged(abc.ABC):
 
     name: str
     config_class: type[Any]
+    #: True when the model reads ``features`` alone (fit and predict refuse to go without them)
+    features_only: bool = False
+    #: the :mod:`predictors.features` spec kind the CLI gives it when none is asked for (``geno``)
+    default_features: str | None = None
 
     def __init__(self, config: Any = None, **overrides: Any) -> None:
         base = config or self.config_class()
@@ -271,6 +275,7 @@ class ZeroCostGBDT(_TreeBaseline):
     """Boosted trees on zero-cost proxy scores (``features`` is required). See the module docstring."""
 
     name = "zc_gbdt"
+    features_only = True
 
     def _encode(self, graphs: Sequence[ArchGraph], feats: FloatArray | None) -> FloatArray:
         if feats is None:
@@ -378,6 +383,8 @@ class EncodingMLP(_Bagged):
 
     name = "encoding_mlp"
     config_class = MLPConfig
+    features_only = True
+    default_features = "geno"
 
     def __init__(self, config: MLPConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)

@@ -212,7 +212,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from nas.errors import PredictorError
     from predictors import PREDICTORS
     from predictors.data import canonical_space, labelled, split
-    from predictors.features import ENCODING_PREDICTORS, FeatureSpec
+    from predictors.features import FeatureSpec
 
     torch.set_num_threads(args.threads)
     space = canonical_space(args.space)
@@ -222,15 +222,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     name = args.predictor or default
     if name not in PREDICTORS:
         raise PredictorError(f"unknown predictor {name!r}; valid: {', '.join(PREDICTORS.names())}")
+    kind = PREDICTORS.get(name)
     spec = None
     if args.features is not None:
         spec = FeatureSpec.parse(args.features, space=space, data=args.proxy_data, batch=args.proxy_batch,
                                  seed=args.seed)
-    elif name in ENCODING_PREDICTORS:
+    elif getattr(kind, "default_features", None) == "geno":
         spec = FeatureSpec("geno", space=space)
-    elif name == "zc_gbdt":
-        raise PredictorError("zc_gbdt reads zero-cost proxy scores alone: give --features zc:PROXY[,PROXY...], "
-                             "e.g. --features zc:synflow,jacov,nwot")
+    elif getattr(kind, "features_only", False):
+        raise PredictorError(f"{name} reads features alone: give --features geno or --features zc:PROXY[,PROXY...], "
+                             f"e.g. --features zc:synflow,jacov,nwot")
     overrides = _overrides(args.set)
     if name in (LATENCY_DEFAULT, MEASURED_DEFAULT):
         overrides.setdefault("label", target if target == "measured" else f"table:{target.split(':', 1)[1]}")

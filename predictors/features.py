@@ -34,8 +34,13 @@ from nas.ir import ArchGraph
 log = logging.getLogger(__name__)
 
 KINDS = ("geno", "zc")
-#: predictors that read the space's own encoding alone: ``geno`` when no spec was recorded
-ENCODING_PREDICTORS = frozenset({"encoding_mlp"})
+
+
+def signed_log(x: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """``sign(x) log(1 + |x|)``: proxy scores on a scale a model can read (synflow spans tens of orders
+    of magnitude); NaN stays NaN."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.sign(x) * np.log1p(np.abs(x))
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,7 @@ class FeatureSpec:
                         ", ".join(f"{p}: {failed.get(p, 0) + int(infinite[:, j].sum())} of {len(graphs)}"
                                   for j, p in enumerate(self.proxies) if p in failed or infinite[:, j].any()))
         out[infinite] = np.nan
-        return np.sign(out) * np.log1p(np.abs(out))
+        return signed_log(out)
 
 
 @functools.lru_cache(maxsize=4)
@@ -149,9 +154,10 @@ def _load_batch(data: str, batch: int, seed: int, data_dir: str | None) -> Any:
 
 def saved_spec(predictor: Any, info: Mapping[str, Any], *, where: str, space: str = "") -> FeatureSpec | None:
     """The spec recorded in a saved predictor's provenance ``info`` (``nas predictor train --features``);
-    ``geno`` on ``space`` for an encoding predictor saved without one; None if it reads the graph alone."""
+    else the predictor's ``default_features`` (``geno`` on ``space``) if it has one; None if it reads the
+    graph alone."""
     if "features" in info:
         return FeatureSpec.from_json(info["features"], where=f"{where}: provenance 'features'")
-    if getattr(predictor, "name", None) in ENCODING_PREDICTORS and space:
+    if getattr(predictor, "default_features", None) == "geno" and space:
         return FeatureSpec("geno", space=space)
     return None

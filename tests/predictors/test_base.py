@@ -130,6 +130,7 @@ FEATURES_ONLY = {"zc_gbdt": "zero-cost proxy scores", "encoding_mlp": "an archit
 
 
 def test_features_are_optional_except_for_the_feature_baselines(graphs, targets) -> None:
+    assert {n for n in NAMES if getattr(PREDICTORS.get(n), "features_only", False)} == set(FEATURES_ONLY)
     for name in NAMES:
         p = make(name)
         if name in FEATURES_ONLY:

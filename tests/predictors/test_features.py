@@ -32,15 +32,22 @@ def test_specs_parse_round_trip_and_refuse_bad_input() -> None:
         saved_spec(None, {"features": ["zc"]}, where="m.nasp")
 
 
-def test_saved_spec_defaults_to_geno_for_encoding_predictors() -> None:
-    class Named:
-        def __init__(self, name: str) -> None:
-            self.name = name
+def test_saved_spec_defaults_to_the_predictors_default_features() -> None:
+    from predictors import PREDICTORS
 
-    assert saved_spec(Named("encoding_mlp"), {}, where="m", space="nb201") == FeatureSpec("geno", space="nb201")
-    assert saved_spec(Named("gennape"), {}, where="m", space="nb201") is None
+    mlp, gnn, trees = (PREDICTORS.resolve(n) for n in ("encoding_mlp", "gennape", "zc_gbdt"))
+    assert saved_spec(mlp, {}, where="m", space="nb201") == FeatureSpec("geno", space="nb201")
+    assert saved_spec(gnn, {}, where="m", space="nb201") is None
+    assert saved_spec(trees, {}, where="m", space="nb201") is None  # features only, but no default kind
     recorded = FeatureSpec("zc", proxies=("params",))
-    assert saved_spec(Named("encoding_mlp"), {"features": recorded.to_json()}, where="m") == recorded
+    assert saved_spec(mlp, {"features": recorded.to_json()}, where="m") == recorded
+
+
+def test_signed_log_keeps_sign_and_nan() -> None:
+    from predictors.features import signed_log
+
+    np.testing.assert_allclose(signed_log([-np.e + 1, 0.0, 1e40]), [-1.0, 0.0, np.log1p(1e40)])
+    assert np.isnan(signed_log([np.nan])[0])
 
 
 def test_geno_features_are_the_genotype_one_hot() -> None:
