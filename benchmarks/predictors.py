@@ -300,12 +300,21 @@ def _best_engine_proxy(feats: np.ndarray | None, truth: np.ndarray, n: int) -> d
     chosen after the fact (an upper bound for any one of them); architectures it failed on left out."""
     if feats is None:
         raise ValueError("the proxy method reads the proxy features: proxy+zc")
+    best, metrics = _best_column(feats, ZC_CURVES["proxies"], truth)
+    return {"method": "proxy+zc", "proxy": best, "n": n, "n_test": len(truth), "fit_seconds": 0.0, **metrics}
+
+
+def _best_column(feats: np.ndarray, names: Sequence[str], truth: np.ndarray,
+                 min_scored: int = 1) -> tuple[str, dict[str, Any]]:
+    """The column of ``feats`` (named by ``names``) whose Spearman rho with ``truth`` is best, and its rank
+    metrics with ``n_scored``; each column on its finite rows, columns with fewer than ``min_scored`` left out."""
     scores = {}
-    for j, p in enumerate(ZC_CURVES["proxies"]):
+    for j, p in enumerate(names):
         ok = np.isfinite(feats[:, j])
-        scores[p] = {**_rank(feats[ok, j], truth[ok]), "n_scored": int(ok.sum())}
+        if ok.sum() >= min_scored:
+            scores[p] = {**_rank(feats[ok, j], truth[ok]), "n_scored": int(ok.sum())}
     best = max(scores, key=lambda p: scores[p]["spearman"])
-    return {"method": "proxy+zc", "proxy": best, "n": n, "n_test": len(truth), "fit_seconds": 0.0, **scores[best]}
+    return best, scores[best]
 
 
 def run_curves(r: Runner, ns: Sequence[int], seeds: Sequence[int], methods: Sequence[str]) -> None:
@@ -349,14 +358,8 @@ def _best_proxy(lab: Any, feats: np.ndarray, n: int, test_rows: np.ndarray) -> d
     from predictors.data import NASLIB_PROXIES
 
     truth = lab.y[test_rows]
-    scores = {}
-    for j, p in enumerate(NASLIB_PROXIES):
-        col = feats[test_rows, j]
-        ok = np.isfinite(col)
-        if ok.sum() > 10:
-            scores[p] = _rank(col[ok], truth[ok])
-    best = max(scores, key=lambda p: scores[p]["spearman"])
-    return {"method": "best_proxy", "proxy": best, "n": n, "n_test": len(truth), **scores[best]}
+    best, metrics = _best_column(feats[test_rows], NASLIB_PROXIES, truth, min_scored=11)
+    return {"method": "best_proxy", "proxy": best, "n": n, "n_test": len(truth), **metrics}
 
 
 def run_curves_zc(r: Runner, ns: Sequence[int], seeds: Sequence[int]) -> None:

@@ -226,3 +226,27 @@ def test_curve_zc_features_are_the_cli_feature_spec_and_proxy_zc_picks_the_best(
     assert row["method"] == "proxy+zc" and row["proxy"] == best and row["n"] == 7
     assert row["spearman"] == pytest.approx(rhos[best])
     assert row["n_scored"] == (4 if best == "jacov" else 5)
+
+
+def test_best_proxy_of_the_naslib_sample_reads_each_column_on_its_scored_rows() -> None:
+    """``best_proxy`` (curves_zc): the NASLib column with the best rho on the test rows, each column on the
+    rows it scored, columns with 10 or fewer scores left out."""
+    from types import SimpleNamespace
+
+    from scipy.stats import spearmanr
+
+    from benchmarks.predictors import _best_proxy
+    from predictors.data import NASLIB_PROXIES
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=40)
+    feats = rng.normal(size=(40, len(NASLIB_PROXIES)))
+    feats[:, 1] = y + 0.1 * rng.normal(size=40)  # the best column, with two rows missing
+    feats[[3, 7], 1] = np.nan
+    feats[:, 2] = y  # perfect, but scored on 10 test rows only: left out
+    feats[10:, 2] = np.nan
+    test = np.arange(20)
+    row = _best_proxy(SimpleNamespace(y=y), feats, 5, test)
+    ok = np.isfinite(feats[test, 1])
+    assert row["proxy"] == NASLIB_PROXIES[1] and row["n_scored"] == 18 and row["n"] == 5 and row["n_test"] == 20
+    assert row["spearman"] == pytest.approx(spearmanr(feats[test, 1][ok], y[test][ok])[0])
