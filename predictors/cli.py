@@ -31,10 +31,11 @@ and seed, so ``eval`` then tests on the architectures fine-tuning did not draw.
 ``--features SPEC`` fits the predictor with features besides the graph (:mod:`predictors.features`):
 ``geno``, the space's own encoding (the literal genotype's one-hot), or ``zc:P1,P2,...``, zero-cost
 proxy scores from our engine on ``--proxy-batch`` images of ``--proxy-data`` (the batch and the
-networks' initialization drawn with ``--seed``). The archive records the
-spec, and ``eval``, ``predict`` and ``nas search --objective predictor:FILE`` compute the same columns
-for the architectures they read. ``encoding_mlp`` reads the space's encoding alone, so its default
-is ``geno``. ``geno`` cannot read an ONNX file, which has no genotype.
+networks' initialization drawn with ``--seed``; ``--workers N`` scores them in N processes, with
+the same result). The archive records the spec, and ``eval``, ``predict`` and ``nas search
+--objective predictor:FILE`` compute the same columns for the architectures they read.
+``encoding_mlp`` reads the space's encoding alone, so its default is ``geno``. ``geno`` cannot read
+an ONNX file, which has no genotype.
 
 Everything heavy is imported inside the functions, so ``nas --help`` stays fast.
 """
@@ -113,6 +114,7 @@ def register(sub: Any) -> None:
     pr.add_argument("--data-dir", default=None, help="reference data folder, for zc features on cifar10 "
                                                      "(default: $NAS_DATA)")
     pr.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    _workers_option(pr)
     pr.set_defaults(func=cmd_predict)
 
 
@@ -124,7 +126,20 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="--target measured: passes over the architectures, minutes apart; each is labelled "
                         "with the least of its passes, steadier on a shared machine (default 1)")
     p.add_argument("--threads", type=int, default=1, help="torch threads while fitting (default 1)")
+    _workers_option(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")
+
+
+def _workers_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="processes that score zc features, one torch thread each (default 1)")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
+    return value
 
 
 def _is_latency(target: str) -> bool:
@@ -200,7 +215,7 @@ def _features(spec: Any, graphs: list[Any], archs: list[str] | None, args: argpa
     with tqdm(total=len(graphs), desc=f"features {spec}", unit="arch", disable=args.json or spec.kind == "geno",
               file=sys.stderr) as bar:
         return spec.compute(graphs, archs, data_dir=getattr(args, "data_dir", None),
-                            progress=lambda done, total: bar.update(done - bar.n))
+                            progress=lambda done, total: bar.update(done - bar.n), workers=args.workers)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -104,10 +104,12 @@ class FeatureSpec:
         return "geno" if self.kind == "geno" else f"zc:{','.join(self.proxies)}"
 
     def compute(self, graphs: Sequence[ArchGraph], archs: Sequence[str] | None = None, *,
-                data_dir: str | Path | None = None,
-                progress: Callable[[int, int], None] | None = None) -> npt.NDArray[np.float64]:
+                data_dir: str | Path | None = None, progress: Callable[[int, int], None] | None = None,
+                workers: int = 1) -> npt.NDArray[np.float64]:
         """``(len(graphs), width)``: the features of ``graphs``; ``archs`` are their genotypes as the
-        space's text (needed by ``geno``, unused by ``zc``). ``progress(done, total)`` after each graph."""
+        space's text (needed by ``geno``, unused by ``zc``). ``progress(done, total)`` after each graph.
+        ``workers > 1`` scores ``zc`` in that many processes (:func:`proxies.engine.score_graphs`), with
+        the same result."""
         if self.kind == "geno":
             if archs is None or len(archs) != len(graphs):
                 raise PredictorError("geno features encode a space's genotypes, which ONNX files do not have: "
@@ -115,26 +117,26 @@ class FeatureSpec:
             from predictors.data import genotype_onehot
 
             return genotype_onehot(self.space, list(archs)).reshape(len(graphs), -1)
-        return self._proxy_scores(graphs, data_dir, progress)
+        return self._proxy_scores(graphs, data_dir, progress, workers)
 
     def _proxy_scores(self, graphs: Sequence[ArchGraph], data_dir: str | Path | None,
-                      progress: Callable[[int, int], None] | None) -> npt.NDArray[np.float64]:
-        from nas.data import fit_batch
+                      progress: Callable[[int, int], None] | None, workers: int) -> npt.NDArray[np.float64]:
+        from nas.errors import ProxyError
         from proxies import engine
 
         batch = _load_batch(self.data, self.batch, self.seed, None if data_dir is None else str(data_dir))
+        try:
+            results = engine.score_graphs(graphs, batch, list(self.proxies), seed=self.seed, workers=workers,
+                                          progress=progress)
+        except ProxyError as e:
+            raise PredictorError(f"zc features: {e}") from e
         out = np.full((len(graphs), len(self.proxies)), np.nan)
         failed: dict[str, int] = {}
-        for i, g in enumerate(graphs):
-            errors: dict[str, str] = {}
-            scores = engine.score(g.to_torch(seed=self.seed), fit_batch(batch, g.inputs[0].out_shapes[0]),
-                                  list(self.proxies), errors=errors, graph=g)
+        for i, (scores, errors) in enumerate(results):
             for j, p in enumerate(self.proxies):
                 out[i, j] = scores.get(p, np.nan)
             for p in errors:
                 failed[p] = failed.get(p, 0) + 1
-            if progress is not None:
-                progress(i + 1, len(graphs))
         infinite = np.isinf(out)
         if failed or infinite.any():
             log.warning("zc features: missing values (NaN) for %s",

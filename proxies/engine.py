@@ -14,13 +14,15 @@ on a working copy, so the caller's model is never modified. ``shared=False`` run
 
 ``timings`` then hold the time spent in each proxy's call, which includes any shared pass it was
 the first to need; the sum over proxies is the model's total.
+
+:func:`score_graphs` scores many graphs the same way, in one process or in several.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +108,61 @@ def score(
         if timings is not None:
             timings[p.name] = time.perf_counter() - t
     return out
+
+
+def score_graphs(
+    graphs: Sequence[ArchGraph],
+    batch: Batch,
+    proxies: str | Sequence[str | Proxy],
+    *,
+    seed: int = 0,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[tuple[dict[str, float], dict[str, str]]]:
+    """``(scores, errors)`` of each graph, in order: the graph rebuilt by ``to_torch(seed)``, scored
+    on ``batch`` resized to its input (:func:`~nas.data.fit_batch`), a proxy that cannot score it in
+    ``errors``. ``workers > 1`` scores in that many spawned processes with one torch thread each; the
+    graphs travel pickled and every score is the one this process would compute, since weights and
+    batch do not depend on the process. ``progress(done, total)`` after each graph, in order."""
+    if workers < 1:
+        raise ProxyError(f"workers must be at least 1; got {workers}")
+    names = [p.name for p in resolve_proxies(proxies)]
+    out: list[tuple[dict[str, float], dict[str, str]]] = []
+    if workers > 1 and len(graphs) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: a forked child of a process whose OpenMP pool has run can hang in torch;
+        # the child imports this module alone (a few seconds), not the caller's packages
+        with ProcessPoolExecutor(min(workers, len(graphs)), mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_pool_init, initargs=(batch, names, seed)) as pool:
+            for result in pool.map(_pool_score, graphs, chunksize=4):
+                out.append(result)
+                if progress is not None:
+                    progress(len(out), len(graphs))
+        return out
+    for g in graphs:
+        out.append(_score_graph(g, batch, names, seed))
+        if progress is not None:
+            progress(len(out), len(graphs))
+    return out
+
+
+def _score_graph(g: ArchGraph, batch: Batch, names: list[str], seed: int) -> tuple[dict[str, float], dict[str, str]]:
+    from nas.data import fit_batch
+
+    errors: dict[str, str] = {}
+    scores = score(g.to_torch(seed=seed), fit_batch(batch, g.inputs[0].out_shapes[0]), names, errors=errors, graph=g)
+    return scores, errors
+
+
+_POOL: dict[str, Any] = {}
+
+
+def _pool_init(batch: Batch, names: list[str], seed: int) -> None:
+    torch.set_num_threads(1)
+    _POOL.update(batch=batch, names=names, seed=seed)
+
+
+def _pool_score(g: ArchGraph) -> tuple[dict[str, float], dict[str, str]]:
+    return _score_graph(g, _POOL["batch"], _POOL["names"], _POOL["seed"])

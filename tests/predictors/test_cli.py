@@ -170,7 +170,8 @@ def test_encoding_mlp_reads_the_genotype_one_hot(tmp_path: Path, data_dir, capsy
 
 def test_zc_features_from_the_cli_follow_the_predictor(tmp_path: Path, data_dir, capsys) -> None:
     """``--features zc:...`` fits on proxy scores computed by the engine; the archive records the spec,
-    and predict (from the space or from an ONNX file of the same network) and search compute the same."""
+    and predict (from the space or from an ONNX file of the same network, scored in worker processes)
+    and search compute the same."""
     from predictors.features import FeatureSpec
     from search_spaces import space_from_spec
 
@@ -184,7 +185,7 @@ def test_zc_features_from_the_cli_follow_the_predictor(tmp_path: Path, data_dir,
     space = space_from_spec("nb201")
     onnx.save(space.to_onnx(space.parse("1")), str(tmp_path / "a.onnx"))
     rows = run(capsys, "predict", str(path), str(tmp_path / "a.onnx"), "--space", "nb201", "--arch", "1",
-               "--json")["predictions"]
+               "--workers", "2", "--json")["predictions"]  # two processes score as this one does
     g = space.to_graph(space.parse("1"))
     direct = float(load_predictor(path).predict([g], features=spec.compute([g]))[0][0])
     assert rows[0]["mean"] == pytest.approx(direct) and rows[1]["mean"] == pytest.approx(direct)
@@ -224,3 +225,9 @@ def test_latency_predictor_with_genotype_features_serves_search(tmp_path: Path, 
     arch = space.format(space.parse(result["best"]["genotype"]))
     want = load_predictor(lat).predict([space.to_graph(space.parse(arch))], features=genotype_onehot("nb201", [arch]))
     assert result["best"]["costs"]["predicted"] == pytest.approx(float(want[0][0]))
+
+
+def test_workers_must_be_positive(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["predict", "model.nasp", "--space", "nb201", "--arch", "1", "--workers", "0"])
+    assert "--workers: must be at least 1; got 0" in capsys.readouterr().err

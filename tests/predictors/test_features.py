@@ -75,3 +75,24 @@ def test_zc_features_are_the_engines_scores_signed_log() -> None:
         want = [np.sign(v) * np.log1p(abs(v)) for v in raw.values()]
         np.testing.assert_allclose(got[i], want, rtol=1e-12)
     assert np.isnan(got[2, 1]) and np.isfinite(got[2, [0, 2]]).all()
+
+
+
+def test_zc_features_hand_workers_to_the_engine(monkeypatch) -> None:
+    """``workers`` reaches :func:`proxies.engine.score_graphs` (whose pooled scores are tested against
+    one process in tests/proxies), and its typed error comes back as a feature error."""
+    graphs = [SPACE.to_graph(SPACE.parse(a)) for a in (3, 11)]
+    spec = FeatureSpec("zc", proxies=("synflow",), data="digits", batch=8, seed=1)
+    seen: list[int] = []
+    real = engine.score_graphs
+
+    def spy(*args, workers, **kwargs):
+        seen.append(workers)
+        return real(*args, workers=1, **kwargs)
+
+    monkeypatch.setattr(engine, "score_graphs", spy)
+    np.testing.assert_array_equal(spec.compute(graphs, workers=3), spec.compute(graphs))
+    assert seen == [3, 1]
+    monkeypatch.setattr(engine, "score_graphs", real)
+    with pytest.raises(PredictorError, match="zc features: workers must be at least 1"):
+        spec.compute(graphs, workers=0)

@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from nas.data import Batch, load_batch
+from nas.data import Batch, fit_batch, load_batch
 from nas.errors import ProxyError, RegistryError
 from nas.ir import ArchGraph
 from proxies import PROXIES, Proxy
-from proxies.engine import resolve_proxies, score, to_model
+from proxies.engine import resolve_proxies, score, score_graphs, to_model
 from proxies.ensemble import DEFAULT_PROXIES, rank_ensemble
 from search_spaces.nb201 import NB201Space
 
@@ -189,3 +189,28 @@ def test_flops_reads_the_given_graph_only_when_its_shape_fits(batch) -> None:
     exported = ArchGraph.from_module(model, big.images[:1]).flops / 1e6
     assert exported != pytest.approx(fits.flops / 1e6)
     assert score(model, big, "flops", graph=fits)["flops"] == pytest.approx(exported)
+
+
+def test_score_graphs_in_worker_processes_equals_scoring_each_graph() -> None:
+    """Each graph rebuilt with ``to_torch(seed)`` and scored on the batch resized to its input; a dead
+    cell's jacov is an error, not a score; spawned workers give the same scores, errors and progress."""
+    space = NB201Space(c=8, n=1)
+    dead = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    graphs = [space.to_graph(space.parse(a)) for a in (3, dead, 11, 40, 7)]
+    big = load_batch("synthetic", 6, seed=2)
+    big = Batch(torch.nn.functional.interpolate(big.images, size=(40, 40)), big.labels, num_classes=10,
+                source="synthetic", seed=2)
+    names = ["synflow", "jacov", "params"]
+    done: list[int] = []
+    one = score_graphs(graphs, big, names, seed=3, progress=lambda k, total: done.append(k))
+    assert done == [1, 2, 3, 4, 5]
+    for g, (scores, errors) in zip(graphs, one, strict=True):
+        want_errors: dict[str, str] = {}
+        want = score(g.to_torch(seed=3), fit_batch(big, g.inputs[0].out_shapes[0]), names, errors=want_errors)
+        assert scores == want and errors == want_errors
+    assert set(one[1][1]) == {"jacov"} and not any(errors for _, errors in one[:1] + one[2:])
+    done.clear()
+    assert score_graphs(graphs, big, names, seed=3, workers=2, progress=lambda k, total: done.append(k)) == one
+    assert done == [1, 2, 3, 4, 5]
+    with pytest.raises(ProxyError, match="workers must be at least 1"):
+        score_graphs(graphs, big, names, workers=0)
