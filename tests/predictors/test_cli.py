@@ -227,6 +227,27 @@ def test_latency_predictor_with_genotype_features_serves_search(tmp_path: Path, 
     assert result["best"]["costs"]["predicted"] == pytest.approx(float(want[0][0]))
 
 
+def test_latency_predictor_with_proxy_features_serves_search(tmp_path: Path, data_dir, capsys) -> None:
+    """With ``--features zc:...`` the cost model ``predicted:FILE`` scores each candidate's network with
+    the recorded proxies, batch and seed, as the predictor was fitted."""
+    from predictors.features import FeatureSpec
+    from search_spaces import space_from_spec
+
+    lat = tmp_path / "fpga.nasp"
+    out = run(capsys, "predictor", "train", "--target", "fpga", "--predictor", "gp_latency", "--features",
+              "zc:params,synflow", "--proxy-data", "digits", "--proxy-batch", "8", "--n", "16", "-o", str(lat),
+              "--set", "gp_iters=10", "--data-dir", str(data_dir), "--json")
+    spec = FeatureSpec.from_json(out["features"])
+    assert spec == FeatureSpec("zc", proxies=("params", "synflow"), data="digits", batch=8, seed=0)
+    result = run(capsys, "search", "--strategy", "random", "--budget", "3", "--objective", "tabular",
+                 "--latency", f"predicted:{lat}", "--max-latency-ms", "1000", "--out", str(tmp_path / "run"),
+                 "--data-dir", str(data_dir), "--json")
+    space = space_from_spec("nb201")
+    g = space.to_graph(space.parse(result["best"]["genotype"]))
+    want = load_predictor(lat).predict([g], features=spec.compute([g]))
+    assert result["best"]["costs"]["predicted"] == pytest.approx(float(want[0][0]))
+
+
 def test_workers_must_be_positive(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["predict", "model.nasp", "--space", "nb201", "--arch", "1", "--workers", "0"])
