@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
-from nas.errors import DataError, SearchError
+from nas.errors import DataError, NasError, SearchError
 from nas.ir import ArchGraph
 from nas.registry import Registry
 
@@ -301,7 +301,11 @@ class PredictedLatency:
             if genotype is None:
                 raise SearchError(f"the latency predictor {self.path} reads the genotype (features geno); "
                                   f"this candidate has none")
-            arch = self._space.format(genotype)
+            try:
+                arch = self._space.format(genotype)
+            except NasError as e:
+                raise SearchError(f"the latency predictor {self.path} reads {self._space.name} genotypes "
+                                  f"(features geno); this candidate is not one: {e}") from e
             key = f"{key}|{arch}"
         if key not in self._cache:
             if self.features is None:

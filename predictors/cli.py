@@ -114,6 +114,7 @@ def register(sub: Any) -> None:
     pr.add_argument("--data-dir", default=None, help="reference data folder, for zc features on cifar10 "
                                                      "(default: $NAS_DATA)")
     pr.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    pr.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     _workers_option(pr)
     pr.set_defaults(func=cmd_predict)
 
@@ -393,12 +394,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    import torch
+
     from nas.errors import PredictorError
     from nas.ir import ArchGraph
     from predictors import load_predictor
     from predictors.base import provenance
     from predictors.features import saved_spec
 
+    torch.set_num_threads(args.threads)
     predictor = load_predictor(args.model)
     names: list[str] = []
     graphs: list[ArchGraph] = []
@@ -417,6 +421,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from search_spaces import space_from_spec
 
         space = space_from_spec(args.space)
+        if spec is not None:
+            spec.check_space(args.space, where=args.model)
         for a in args.arch:
             g = space.parse(a)
             graphs.append(space.to_graph(g))

@@ -49,7 +49,8 @@ log = logging.getLogger(__name__)
 #: NASLib's proxy columns, in a fixed order (the NB101 sample has no ``nwot``).
 NASLIB_PROXIES: tuple[str, ...] = ("epe_nas", "fisher", "flops", "grad_norm", "grasp", "jacov", "l2_norm", "nwot",
                                    "params", "plain", "snip", "synflow")
-_SPACE_ALIASES = {"darts": "nb301"}
+#: other names of the labelled spaces (the DARTS search space is NB301's)
+SPACE_ALIASES = {"darts": "nb301"}
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class Labelled:
 
 def canonical_space(space: str) -> str:
     """``nb201``, ``nb101`` or ``nb301`` (``darts`` is ``nb301``)."""
-    name = _SPACE_ALIASES.get(space, space)
+    name = SPACE_ALIASES.get(space, space)
     if name not in ("nb201", "nb101", "nb301"):
         raise PredictorError(f"labelled data exists for the spaces nb201, nb101 and nb301 (darts); got {space!r}")
     return name

@@ -66,9 +66,11 @@ class FeatureSpec:
             if not self.proxies:
                 raise PredictorError("zc features need at least one proxy, e.g. zc:synflow,jacov")
             try:
-                engine.resolve_proxies(list(self.proxies))
+                resolved = engine.resolve_proxies(list(self.proxies))
             except RegistryError as e:
                 raise PredictorError(f"zc features: {e}") from e
+            # the registry's own names (it reads SynFlow as synflow): the engine's scores come under them
+            object.__setattr__(self, "proxies", tuple(p.name for p in resolved))
             if self.batch < 2:
                 raise PredictorError(f"zc features need a batch of at least 2 images; got {self.batch}")
 
@@ -99,6 +101,14 @@ class FeatureSpec:
                        seed=int(obj.get("seed", 0)))
         except (TypeError, ValueError) as e:
             raise PredictorError(f"{where}: invalid feature spec {obj!r}: {e}") from e
+
+    def check_space(self, space: str, *, where: str) -> None:
+        """Refuse genotypes of ``space`` when these are ``geno`` features of another space."""
+        from predictors.data import SPACE_ALIASES
+
+        if self.kind == "geno" and SPACE_ALIASES.get(space, space) != SPACE_ALIASES.get(self.space, self.space):
+            raise PredictorError(f"{where}: its features are the genotype one-hot of {self.space}; "
+                                 f"it cannot read {space} architectures")
 
     def __str__(self) -> str:
         return "geno" if self.kind == "geno" else f"zc:{','.join(self.proxies)}"
@@ -137,12 +147,12 @@ class FeatureSpec:
                 out[i, j] = scores.get(p, np.nan)
             for p in errors:
                 failed[p] = failed.get(p, 0) + 1
-        infinite = np.isinf(out)
-        if failed or infinite.any():
-            log.warning("zc features: missing values (NaN) for %s",
-                        ", ".join(f"{p}: {failed.get(p, 0) + int(infinite[:, j].sum())} of {len(graphs)}"
-                                  for j, p in enumerate(self.proxies) if p in failed or infinite[:, j].any()))
-        out[infinite] = np.nan
+        out[np.isinf(out)] = np.nan  # nwot's log-determinant of a singular kernel, say
+        missing = np.isnan(out).sum(axis=0)
+        if missing.any():
+            log.warning("zc features: missing values (NaN) for %s", ", ".join(
+                f"{p}: {k} of {len(graphs)}" + (f" ({failed[p]} raised an error)" if p in failed else "")
+                for p, k in zip(self.proxies, missing.tolist(), strict=True) if k))
         return signed_log(out)
 
 

@@ -188,7 +188,8 @@ def run_search(
         if isinstance(objective, TabularObjective) and old["status"] != "rejected":
             objective.mark_evaluated(space.parse(old["genotype"]))
         elif hasattr(objective, "remember") and old["status"] in ("evaluated", "failed"):
-            objective.remember(old["fingerprint"], Evaluation(old["value"], old["scores"], old.get("error")))
+            objective.remember(space.parse(old["genotype"]), old["fingerprint"],
+                               Evaluation(old["value"], old["scores"], old.get("error")))
 
     if isinstance(objective, ProxyObjective) and objective.ensemble:
         if objective.reference_scores is None:  # read the folder's reference, or score a new one

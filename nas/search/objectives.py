@@ -3,7 +3,9 @@
 Every objective implements ``evaluate(genotype, graph) -> Evaluation``: ``value`` (higher is better)
 and the raw ``scores`` behind it. Evaluations are cached by graph fingerprint, so isomorphic
 architectures (NB201 cells that differ only in how they wire a zero op, say) are scored once; the
-search loop records which candidates were served from the cache.
+search loop records which candidates were served from the cache. Two objectives read more than the
+graph and key otherwise: the tabular oracle (one entry per genotype, no cache) and a predictor fitted
+on the genotype one-hot (fingerprint and genotype).
 
 * :class:`ProxyObjective` -- one proxy, or ``"ensemble"``: the :class:`~proxies.ensemble.ReferenceEnsemble`
   of :data:`~proxies.ensemble.DEFAULT_PROXIES`, standardized on a reference sample of the space
@@ -62,7 +64,7 @@ class _Cached:
         self.cache: dict[str, Evaluation] = {}
 
     def evaluate(self, genotype: Genotype, graph: ArchGraph) -> Evaluation:
-        key = graph.fingerprint()
+        key = self.key(genotype, graph.fingerprint())
         if key in self.cache:
             hit = self.cache[key]
             return Evaluation(hit.value, dict(hit.scores), hit.error, cached=True)
@@ -70,9 +72,13 @@ class _Cached:
         self.cache[key] = ev
         return ev
 
-    def remember(self, fingerprint: str, ev: Evaluation) -> None:
+    def key(self, genotype: Genotype, fingerprint: str) -> str:
+        """What the cache tells apart: the graph, unless the objective reads the genotype too."""
+        return fingerprint
+
+    def remember(self, genotype: Genotype, fingerprint: str, ev: Evaluation) -> None:
         """Put a result of an earlier session in the cache (resume)."""
-        self.cache.setdefault(fingerprint, ev)
+        self.cache.setdefault(self.key(genotype, fingerprint), ev)
 
     def _evaluate(self, genotype: Genotype, graph: ArchGraph) -> Evaluation:
         raise NotImplementedError
@@ -175,7 +181,7 @@ class TabularObjective(_Cached):
         self._evaluated.add(i)
         return Evaluation(float(self._values[i]), {self.metric: float(self._values[i])})
 
-    def remember(self, fingerprint: str, ev: Evaluation) -> None:
+    def remember(self, genotype: Genotype, fingerprint: str, ev: Evaluation) -> None:
         return None
 
     def mark_evaluated(self, genotype: Genotype) -> None:
@@ -214,7 +220,15 @@ class PredictorObjective(_Cached):
 
         predictor = load_predictor(path)
         spec = saved_spec(predictor, provenance(path), where=str(path), space=space.name if space else "")
+        if spec is not None and space is not None:
+            spec.check_space(space.name, where=str(path))
         return cls(predictor, name=f"predictor:{path}", features=spec, space=space, data_dir=data_dir)
+
+    def key(self, genotype: Genotype, fingerprint: str) -> str:
+        # the one-hot encodes the literal genotype: isomorphic cells are different inputs to it
+        if self.features is not None and self.features.kind == "geno" and self.space is not None:
+            return f"{fingerprint}|{self.space.format(genotype)}"
+        return fingerprint
 
     def _evaluate(self, genotype: Genotype, graph: ArchGraph) -> Evaluation:
         try:

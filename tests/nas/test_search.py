@@ -321,6 +321,32 @@ def test_predictor_objective() -> None:
         PredictorObjective(object())
 
 
+def test_predictor_objective_on_the_genotype_one_hot_tells_isomorphic_genotypes_apart() -> None:
+    """The IR drops what computes nothing, so two literal genotypes can share a fingerprint and still
+    differ as one-hot inputs: the cache keys by both, fresh and after a resume."""
+    from nas.search.objectives import Evaluation, PredictorObjective
+    from predictors.features import FeatureSpec
+
+    class ByOneHot:
+        def predict(self, graphs, features):
+            return features @ np.random.default_rng(0).normal(size=features.shape[1]), np.zeros(len(graphs))
+
+    space = space_from_spec("nb201")
+    a = space.parse("|nor_conv_3x3~0|+|avg_pool_3x3~0|none~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|")
+    b = space.parse("|skip_connect~0|+|nor_conv_1x1~0|none~1|+|nor_conv_3x3~0|avg_pool_3x3~1|skip_connect~2|")
+    ga, gb = space.to_graph(a), space.to_graph(b)
+    assert ga.fingerprint() == gb.fingerprint()
+    spec = FeatureSpec("geno", space="nb201")
+    objective = PredictorObjective(ByOneHot(), features=spec, space=space)
+    ea, eb = objective.evaluate(a, ga), objective.evaluate(b, gb)
+    want = ByOneHot().predict([ga, gb], spec.compute([ga, gb], [space.format(a), space.format(b)]))[0]
+    assert [ea.value, eb.value] == pytest.approx(want.tolist()) and ea.value != eb.value
+    assert not eb.cached and objective.evaluate(b, gb).cached
+    resumed = PredictorObjective(ByOneHot(), features=spec, space=space)
+    resumed.remember(a, ga.fingerprint(), Evaluation(ea.value, ea.scores))
+    assert resumed.evaluate(a, ga).cached and not resumed.evaluate(b, gb).cached
+
+
 def test_measured_latency_times_a_batch_together_and_once_per_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:
     import nas.hardware as hardware
 

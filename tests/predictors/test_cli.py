@@ -166,6 +166,13 @@ def test_encoding_mlp_reads_the_genotype_one_hot(tmp_path: Path, data_dir, capsy
     best = space.format(space.parse(result["best"]["genotype"]))
     want = model.predict([space.to_graph(space.parse(best))], features=genotype_onehot("nb201", [best]))[0][0]
     assert result["best"]["value"] == pytest.approx(float(want))
+    nb101 = space_from_spec("nb101")
+    other = nb101.format(nb101.sample(np.random.default_rng(0)))
+    assert main(["predict", str(path), "--space", "nb101", "--arch", other]) == 2
+    assert "genotype one-hot of nb201; it cannot read nb101" in capsys.readouterr().err
+    assert main(["search", "--space", "nb101", "--strategy", "random", "--budget", "2", "--objective",
+                 f"predictor:{path}", "--out", str(tmp_path / "run101")]) == 2
+    assert "genotype one-hot of nb201; it cannot read nb101" in capsys.readouterr().err
 
 
 def test_zc_features_from_the_cli_follow_the_predictor(tmp_path: Path, data_dir, capsys) -> None:
@@ -225,6 +232,13 @@ def test_latency_predictor_with_genotype_features_serves_search(tmp_path: Path, 
     arch = space.format(space.parse(result["best"]["genotype"]))
     want = load_predictor(lat).predict([space.to_graph(space.parse(arch))], features=genotype_onehot("nb201", [arch]))
     assert result["best"]["costs"]["predicted"] == pytest.approx(float(want[0][0]))
+    from nas.errors import SearchError
+    from nas.hardware import PredictedLatency
+
+    nb101 = space_from_spec("nb101")
+    other = nb101.sample(np.random.default_rng(0))
+    with pytest.raises(SearchError, match=r"reads nb201 genotypes \(features geno\); this candidate is not one"):
+        PredictedLatency(lat).cost(nb101.to_graph(other), other)
 
 
 def test_latency_predictor_with_proxy_features_serves_search(tmp_path: Path, data_dir, capsys) -> None:

@@ -20,6 +20,14 @@ def test_specs_parse_round_trip_and_refuse_bad_input() -> None:
     assert FeatureSpec.from_json(zc.to_json()) == zc
     geno = FeatureSpec.parse("geno", space="nb201")
     assert FeatureSpec.from_json(geno.to_json()) == geno and str(geno) == "geno"
+    # names as the registry spells them, under which the engine returns the scores
+    assert FeatureSpec.parse("zc:SynFlow,PARAMS").proxies == ("synflow", "params")
+    assert FeatureSpec.from_json({"kind": "zc", "proxies": ["NWOT"]}).proxies == ("nwot",)
+    geno.check_space("nb201", where="m.nasp")
+    FeatureSpec("geno", space="nb301").check_space("darts", where="m.nasp")
+    zc.check_space("nb101", where="m.nasp")  # proxy scores read any network
+    with pytest.raises(PredictorError, match=r"m\.nasp: its features are the genotype one-hot of nb201; it cannot"):
+        geno.check_space("nb101", where="m.nasp")
     for text, match in (("zc:", "at least one proxy"), ("zc:no_such_proxy", "no_such_proxy"),
                         ("onehot", "geno or zc:"), ("geno:x", "geno or zc:")):
         with pytest.raises(PredictorError, match=match):
@@ -59,7 +67,7 @@ def test_geno_features_are_the_genotype_one_hot() -> None:
         spec.compute(graphs)
 
 
-def test_zc_features_are_the_engines_scores_signed_log() -> None:
+def test_zc_features_are_the_engines_scores_signed_log(caplog) -> None:
     """Each graph rebuilt with ``to_torch(seed)`` and scored on the resized batch, as sign(x) log(1+|x|);
     a proxy that fails on a network (jacov where the output ignores the input) is NaN, and counted."""
     dead = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
@@ -75,6 +83,7 @@ def test_zc_features_are_the_engines_scores_signed_log() -> None:
         want = [np.sign(v) * np.log1p(abs(v)) for v in raw.values()]
         np.testing.assert_allclose(got[i], want, rtol=1e-12)
     assert np.isnan(got[2, 1]) and np.isfinite(got[2, [0, 2]]).all()
+    assert "missing values (NaN) for jacov: 1 of 3 (1 raised an error)" in caplog.text
 
 
 
