@@ -123,7 +123,11 @@ def score_graphs(
     on ``batch`` resized to its input (:func:`~nas.data.fit_batch`), a proxy that cannot score it in
     ``errors``. ``workers > 1`` scores in that many spawned processes with one torch thread each; the
     graphs travel pickled and every score is the one this process would compute, since weights and
-    batch do not depend on the process. ``progress(done, total)`` after each graph, in order."""
+    batch do not depend on the process. ``progress(done, total)`` after each graph, in order.
+
+    Spawned workers import the caller's main module again, so a script that calls this with
+    ``workers > 1`` needs the usual ``if __name__ == "__main__":`` guard (the ``nas`` command has it).
+    A worker that dies (killed for memory, say) is a :class:`~nas.errors.ProxyError`."""
     if workers < 1:
         raise ProxyError(f"workers must be at least 1; got {workers}")
     names = [p.name for p in resolve_proxies(proxies)]
@@ -131,15 +135,20 @@ def score_graphs(
     if workers > 1 and len(graphs) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
 
-        # spawn, not fork: a forked child of a process whose OpenMP pool has run can hang in torch;
-        # the child imports this module alone (a few seconds), not the caller's packages
-        with ProcessPoolExecutor(min(workers, len(graphs)), mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_pool_init, initargs=(batch, names, seed)) as pool:
-            for result in pool.map(_pool_score, graphs, chunksize=4):
-                out.append(result)
-                if progress is not None:
-                    progress(len(out), len(graphs))
+        # spawn, not fork: a forked child of a process whose OpenMP pool has run can hang in torch
+        try:
+            with ProcessPoolExecutor(min(workers, len(graphs)), mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_pool_init, initargs=(batch, names, seed)) as pool:
+                for result in pool.map(_pool_score, graphs, chunksize=4):
+                    out.append(result)
+                    if progress is not None:
+                        progress(len(out), len(graphs))
+        except BrokenProcessPool as e:
+            raise ProxyError(f"a scoring process died after {len(out)} of {len(graphs)} graphs ({e}); "
+                             "with workers > 1 a script needs an if __name__ == '__main__' guard, and each "
+                             "process needs memory for one network") from e
         return out
     for g in graphs:
         out.append(_score_graph(g, batch, names, seed))

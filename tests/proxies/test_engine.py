@@ -214,3 +214,18 @@ def test_score_graphs_in_worker_processes_equals_scoring_each_graph() -> None:
     assert done == [1, 2, 3, 4, 5]
     with pytest.raises(ProxyError, match="workers must be at least 1"):
         score_graphs(graphs, big, names, workers=0)
+
+
+class _KillsItsProcess:
+    """Unpickling it ends the process that unpickles it: a worker dying mid-run, as when killed for memory."""
+
+    def __reduce__(self):
+        import os
+
+        return os._exit, (3,)
+
+
+def test_score_graphs_reports_a_dead_worker_as_a_proxy_error() -> None:
+    with pytest.raises(ProxyError, match=r"a scoring process died after 0 of 2 graphs"):
+        score_graphs([_KillsItsProcess(), _KillsItsProcess()], load_batch("synthetic", 2, seed=0), ["params"],
+                     workers=2)
