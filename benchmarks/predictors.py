@@ -82,6 +82,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -274,10 +275,22 @@ def _rank(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 # --------------------------------------------------------------------------- experiments
 
 
-def _curve(r: Runner, lab: Any, m: str, s: int, train_rows: np.ndarray, test_rows: np.ndarray) -> dict[str, Any]:
+def curve_method(m: str) -> tuple[str, str]:
+    """``(NAME, EXTRA)`` of a curve method: a registered predictor with ``EXTRA`` "", "geno" or "zc", or
+    ``proxy+zc``; ValueError otherwise."""
+    from predictors import PREDICTORS
+
     name, _, extra = m.partition("+")
-    if extra not in ("", "geno", "zc"):
-        raise ValueError(f"unknown curve method {m!r}: NAME, NAME+geno or NAME+zc")
+    if extra not in ("", "geno", "zc") or (name != "proxy" and name not in PREDICTORS):
+        raise ValueError(f"unknown curve method {m!r}: NAME, NAME+geno or NAME+zc with NAME one of "
+                         f"{', '.join(PREDICTORS.names())}, or proxy+zc")
+    if name == "proxy" and extra != "zc":
+        raise ValueError(f"{m!r}: the proxy method reads the proxy features; it is proxy+zc")
+    return name, extra
+
+
+def _curve(r: Runner, lab: Any, m: str, s: int, train_rows: np.ndarray, test_rows: np.ndarray) -> dict[str, Any]:
+    name, extra = curve_method(m)
     from predictors.data import genotype_onehot
 
     test_archs, train_archs = [lab.archs[i] for i in test_rows], [lab.archs[i] for i in train_rows]
@@ -288,6 +301,7 @@ def _curve(r: Runner, lab: Any, m: str, s: int, train_rows: np.ndarray, test_row
         f_train, f_test = (spec_features(r, "nb201", train_archs, ZC_CURVES),
                            spec_features(r, "nb201", test_archs, ZC_CURVES))
     if name == "proxy":  # no fit: each single proxy of the features on the test set, the best reported
+        assert f_test is not None  # curve_method: proxy+zc
         return _best_engine_proxy(f_test, lab.y[test_rows], len(train_rows))
     test, train = r.graphs("nb201", test_archs), r.graphs("nb201", train_archs)
     pred, fit_s = fit_predict(name, s, train, lab.y[train_rows], test, f_train, f_test)
@@ -295,11 +309,9 @@ def _curve(r: Runner, lab: Any, m: str, s: int, train_rows: np.ndarray, test_row
             **_rank(pred, lab.y[test_rows])}
 
 
-def _best_engine_proxy(feats: np.ndarray | None, truth: np.ndarray, n: int) -> dict[str, Any]:
+def _best_engine_proxy(feats: np.ndarray, truth: np.ndarray, n: int) -> dict[str, Any]:
     """``proxy+zc``: the single proxy of :data:`ZC_CURVES` with the best Spearman rho on the test set,
     chosen after the fact (an upper bound for any one of them); architectures it failed on left out."""
-    if feats is None:
-        raise ValueError("the proxy method reads the proxy features: proxy+zc")
     best, metrics = _best_column(feats, ZC_CURVES["proxies"], truth)
     return {"method": "proxy+zc", "proxy": best, "n": n, "n_test": len(truth), "fit_seconds": 0.0, **metrics}
 
@@ -418,26 +430,33 @@ def _pooled(r: Runner, path: Path, archs: Sequence[str], init: Callable[..., Non
             one: Callable[[str], Any], desc: str) -> dict[str, Any]:
     """``{arch: one(arch)}`` for ``archs``, cached in ``path`` (JSON, written every 500 architectures, so
     an interrupted run resumes) and computed by ``--workers`` processes, each set up by ``init(*initargs)``."""
+    import contextlib
     from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
 
     from tqdm import tqdm
 
     have: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
     todo = [a for a in dict.fromkeys(archs) if a not in have]
-    if todo:
+    if not todo:
+        return have
+    with contextlib.ExitStack() as stack:
+        pool = None
         if r.args.workers <= 1:
             init(*initargs)
-        with tqdm(total=len(todo), desc=desc, unit="arch") as bar:
-            for start in range(0, len(todo), 500):
-                chunk = todo[start:start + 500]
-                if r.args.workers <= 1:
-                    rows = [one(a) for a in chunk]
-                else:
-                    with ProcessPoolExecutor(r.args.workers, initializer=init, initargs=initargs) as pool:
-                        rows = list(pool.map(one, chunk, chunksize=8))
-                have.update(zip(chunk, rows, strict=True))
-                write_json(path, have)
-                bar.update(len(chunk))
+        else:  # spawned: a forked child of a process whose OpenMP pool has run (a fit) can hang in torch
+            pool = stack.enter_context(ProcessPoolExecutor(r.args.workers, mp_context=get_context("spawn"),
+                                                           initializer=init, initargs=initargs))
+
+        def score(chunk: list[str]) -> list[Any]:
+            return [one(a) for a in chunk] if pool is None else list(pool.map(one, chunk, chunksize=8))
+
+        bar = stack.enter_context(tqdm(total=len(todo), desc=desc, unit="arch"))
+        for start in range(0, len(todo), 500):
+            chunk = todo[start:start + 500]
+            have.update(zip(chunk, score(chunk), strict=True))
+            write_json(path, have)
+            bar.update(len(chunk))
     return have
 
 
@@ -481,9 +500,11 @@ def spec_features(r: Runner, space: str, archs: Sequence[str], spec: dict[str, A
     its JSON form) for ``archs``, NaN where a proxy failed, cached in ``workdir/features/``."""
     from predictors.features import FeatureSpec
 
-    name = f"{space}-{FeatureSpec.from_json(spec)}-{spec['data']}-b{spec['batch']}-s{spec['seed']}"
-    path = r.workdir / "features" / (re.sub(r"[^\w.,=-]", "_", name) + ".json")  # npz:PATH has slashes
     data_dir = str(r.data_dir) if r.data_dir else None
+    name = f"{space}-{FeatureSpec.from_json(spec)}-{spec['data']}-b{spec['batch']}-s{spec['seed']}"
+    if ":" in spec["data"]:  # npz:PATH: the path, exactly, in a digest (its file name is made safe below)
+        name += "-" + hashlib.sha256(spec["data"].encode()).hexdigest()[:12]
+    path = r.workdir / "features" / (re.sub(r"[^\w.,=-]", "_", name) + ".json")  # npz:PATH has slashes
     have = _pooled(r, path, archs, _spec_init, (space, data_dir, spec), _spec_one, f"features {space}")
     rows = [[np.nan if v is None else v for v in have[a]] for a in archs]
     return np.array(rows, dtype=np.float64).reshape(len(archs), -1)
@@ -915,6 +936,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(str(err))
     seeds = list(range(args.seeds))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if "curves" in experiments:
+        try:
+            for m in methods:
+                curve_method(m)
+        except ValueError as err:
+            p.error(str(err))
     r = Runner(args)
     t0 = time.perf_counter()
     for e in [] if args.summary_only else experiments:

@@ -250,3 +250,29 @@ def test_best_proxy_of_the_naslib_sample_reads_each_column_on_its_scored_rows() 
     ok = np.isfinite(feats[test, 1])
     assert row["proxy"] == NASLIB_PROXIES[1] and row["n_scored"] == 18 and row["n"] == 5 and row["n_test"] == 20
     assert row["spearman"] == pytest.approx(spearmanr(feats[test, 1][ok], y[test][ok])[0])
+
+
+def test_curve_methods_are_checked_before_any_run() -> None:
+    import benchmarks.predictors as bp
+
+    assert bp.curve_method("gennape+zc") == ("gennape", "zc") and bp.curve_method("proxy+zc") == ("proxy", "zc")
+    for bad, match in (("proxy+geno", "it is proxy\\+zc"), ("proxy", "it is proxy\\+zc"),
+                       ("gennape+onehot", "unknown curve method"), ("no_such+zc", "unknown curve method")):
+        with pytest.raises(ValueError, match=match):
+            bp.curve_method(bad)
+    with pytest.raises(SystemExit):
+        bp.main(["--experiments", "curves", "--methods", "gennape,proxy+geno"])
+
+
+def test_feature_caches_of_two_npz_files_do_not_share_a_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``npz:PATH`` is made safe for a file name, which can map two paths to one name; a digest of the
+    exact path keeps their caches apart."""
+    import benchmarks.predictors as bp
+
+    seen: list[Path] = []
+    monkeypatch.setattr(bp, "_pooled", lambda r, path, archs, *rest: seen.append(path) or {a: [0.0] for a in archs})
+    runner = Runner(argparse.Namespace(data_dir=None, workdir=str(tmp_path), progress=False, seed=0, workers=1))
+    for data in ("npz:/d/a/b.npz", "npz:/d/a_b.npz", "npz:/d/a/b.npz"):
+        bp.spec_features(runner, "nb201", ["x"], {"kind": "zc", "proxies": ["params"], "data": data, "batch": 8,
+                                                  "seed": 0})
+    assert seen[0] != seen[1] and seen[0] == seen[2] and all(p.parent == tmp_path / "features" for p in seen)
