@@ -135,8 +135,9 @@ class MLPConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if (self.bags < 1 or self.epochs < 1 or not self.hidden or min(self.hidden) < 1 or self.lr <= 0
-                or self.weight_decay < 0):
+        widths_ok = bool(self.hidden) and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1
+                                               for w in self.hidden)
+        if not widths_ok or self.bags < 1 or self.epochs < 1 or self.lr <= 0 or self.weight_decay < 0:
             raise PredictorError(f"invalid MLP settings: {self}")
 
 

@@ -161,6 +161,7 @@ def test_encoding_mlp_predicts_its_torch_forward_pass(graphs) -> None:
 
 
 def test_encoding_mlp_settings_are_checked() -> None:
-    for bad in ({"hidden": ()}, {"hidden": (0,)}, {"epochs": 0}, {"lr": 0.0}, {"weight_decay": -1.0}, {"bags": 0}):
+    for bad in ({"hidden": ()}, {"hidden": (0,)}, {"hidden": (64.5,)}, {"hidden": (True,)}, {"epochs": 0},
+                {"lr": 0.0}, {"weight_decay": -1.0}, {"bags": 0}):
         with pytest.raises(PredictorError, match="invalid MLP settings"):
             EncodingMLP(**bad)
