@@ -37,10 +37,11 @@ def memberships(x: npt.ArrayLike, centres: npt.ArrayLike, m: float = 2.0) -> Flo
     v = np.asarray(centres, dtype=np.float64)
     d2 = ((x[:, None, :] - v[None, :, :]) ** 2).sum(-1)  # (n, c) squared distances
     on_centre = d2 <= 1e-24
-    # (d_ik/d_ij)^(2/(m-1)) = (d2_ik/d2_ij)^(1/(m-1)); normalizing d^-2/(m-1) across centres is the same sum
-    with np.errstate(divide="ignore"):
-        w = np.where(on_centre, 0.0, d2 ** (-1.0 / (m - 1.0)))
     hit = on_centre.any(axis=1)
+    # (d_ik/d_ij)^(2/(m-1)) = (d2_ik/d2_ij)^(1/(m-1)): normalizing d2^(-1/(m-1)) across centres is the same
+    # sum. In logs, shifted by each row's largest, so that m near 1 neither underflows nor overflows.
+    log_w = -np.log(np.where(hit[:, None], 1.0, d2)) / (m - 1.0)
+    w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
     w[hit] = on_centre[hit].astype(np.float64)
     return w / w.sum(axis=1, keepdims=True)
 

@@ -19,6 +19,21 @@ def test_memberships_by_hand() -> None:
     np.testing.assert_allclose(memberships([[1.0, 1.0]], [[1.0, 1.0], [1.0, 1.0], [5.0, 0.0]]), [[0.5, 0.5, 0.0]])
 
 
+def test_memberships_near_hard_assignment_stay_finite() -> None:
+    """With m near 1 the weights d2^(-1/(m-1)) underflow (far points) or overflow (near ones) in floats;
+    the memberships are those of the ratio, which tends to the nearest centre."""
+    far = memberships(np.full((1, 32), 40.0), np.stack([np.zeros(32), np.ones(32)]), m=1.01)
+    # (d2_0 / d2_1)^(-100) with d2 = 32 * 40^2 and 32 * 39^2
+    share = 1.0 / (1.0 + (40.0 / 39.0) ** 200)
+    np.testing.assert_allclose(far, [[share, 1 - share]], rtol=1e-9)
+    near = memberships([[1e-5], [0.9]], [[0.0], [2.0]], m=1.01)
+    np.testing.assert_allclose(near, [[1.0, 0.0], [1.0, 0.0]], atol=1e-8)
+    x = np.random.default_rng(3).normal(size=(40, 32))
+    fcm = fuzzy_cmeans(x, 3, m=1.01, rng=np.random.default_rng(0))
+    assert np.isfinite(fcm.u).all() and np.isfinite(fcm.centres).all()
+    np.testing.assert_allclose(fcm.u.sum(axis=1), 1.0)
+
+
 def test_fit_recovers_two_blobs_and_is_stationary() -> None:
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0, 0.1, (30, 2)), rng.normal(5, 0.1, (30, 2))])
