@@ -181,6 +181,14 @@ class PretrainSettings:
     p: float = 0.5
     jitter: float = 0.0
 
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.batch_size < 2 or self.views < 1:
+            raise PredictorError(f"pretraining needs epochs >= 0, batch_size >= 2 and views >= 1 (a graph and one "
+                                 f"view make a positive pair); got {self.epochs}, {self.batch_size}, {self.views}")
+        if not (self.temperature > 0 and self.lr >= 0 and 0 <= self.p <= 1 and self.jitter >= 0):
+            raise PredictorError(f"pretraining needs temperature > 0, lr >= 0, 0 <= p <= 1 and jitter >= 0; got "
+                                 f"{self.temperature}, {self.lr}, {self.p}, {self.jitter}")
+
 
 def pretrain(
     encoder: GraphEncoder, graphs: Sequence[ArchGraph], settings: PretrainSettings, rng: np.random.Generator,
@@ -225,6 +233,10 @@ def pretrain(
             z1 = projection(encoder(collate(first)))
             z2 = projection(encoder(collate(second)))
             loss = nt_xent(z1, z2, settings.temperature)
+            if not torch.isfinite(loss):
+                raise PredictorError(f"contrastive pretraining diverged in epoch {epoch + 1}: NT-Xent is "
+                                     f"{loss.item()}; lower the learning rate ({settings.lr}) or raise the "
+                                     f"temperature ({settings.temperature})")
             opt.zero_grad()
             loss.backward()
             opt.step()

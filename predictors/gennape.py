@@ -184,9 +184,15 @@ class GennapeConfig:
         for name in ("hidden", "layers", "embed_dim", "head_hidden", "epochs", "batch_size", "members"):
             if getattr(self, name) < 1:
                 raise PredictorError(f"{name} must be >= 1; got {getattr(self, name)}")
-        for name in ("pretrain_epochs", "finetune_epochs", "views"):
-            if getattr(self, name) < 0:
+        for name in ("pretrain_epochs", "finetune_epochs", "views", "lr", "pretrain_lr", "encoder_lr", "weight_decay",
+                     "rank_weight", "hinge_margin", "jitter"):
+            if not getattr(self, name) >= 0:
                 raise PredictorError(f"{name} must be >= 0; got {getattr(self, name)}")
+        if not (self.temperature > 0 and 0 <= self.aug_p <= 1):
+            raise PredictorError(f"need temperature > 0 and 0 <= aug_p <= 1; got {self.temperature}, {self.aug_p}")
+        if self.pretrain_epochs > 0 and (self.views < 1 or self.pretrain_batch < 2):
+            raise PredictorError(f"contrastive pretraining needs views >= 1 (a graph and one view make a positive "
+                                 f"pair) and pretrain_batch >= 2; got {self.views}, {self.pretrain_batch}")
 
 
 class _Heads(nn.Module):
@@ -225,6 +231,24 @@ class _Member:
         self.heads: _Heads | None = None
         self.centres = np.zeros((0, cfg.embed_dim))
         self.scaler = Standardizer(np.zeros(cfg.embed_dim), np.ones(cfg.embed_dim))
+        # With a fine-tuned copy: ``tuned_frame`` is how the heads learned to read its embedding (the
+        # fitting statistics of the frozen one, kept when ``adapt`` replaces ``scaler``);
+        # ``tuned_source`` its own statistics on the fitting graphs; ``tuned_target`` those on the graphs
+        # of the last ``adapt``, None before one.
+        self.tuned_frame: Standardizer | None = None
+        self.tuned_source: Standardizer | None = None
+        self.tuned_target: Standardizer | None = None
+
+    def tuned_inputs(self, data: Sequence[Any]) -> FloatArray:
+        """The heads' reading of the fine-tuned encoder's embedding of ``data``; after ``adapt``, each
+        embedding is first placed where it stands within the adapted graphs, in the fitting graphs'
+        distribution, as ``adapt`` does for the frozen encoder's."""
+        assert self.tuned is not None and self.tuned_frame is not None
+        emb = _embed(self.tuned, data)
+        if self.tuned_target is not None:
+            assert self.tuned_source is not None
+            emb = self.tuned_target.transform(emb) * self.tuned_source.scale + self.tuned_source.mean
+        return self.tuned_frame.transform(emb)
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         assert self.heads is not None
@@ -233,6 +257,10 @@ class _Member:
                f"{prefix}/emb_scale": self.scaler.scale}
         if self.tuned is not None:
             out.update(module_arrays(f"{prefix}/tuned", self.tuned))
+            for name in ("frame", "source", "target"):
+                st = getattr(self, f"tuned_{name}")
+                if st is not None:
+                    out.update({f"{prefix}/tuned_{name}_mean": st.mean, f"{prefix}/tuned_{name}_scale": st.scale})
         return out
 
 
@@ -313,7 +341,10 @@ class GennapePredictor:
         member.heads = _Heads(cfg.embed_dim + side.shape[1], cfg.head_hidden, cfg.clusters)
         member.heads.reset(member.gen)
         self._train_heads(member, torch.from_numpy(z).float(), side, yz, u)
-        member.tuned = self._finetune(member, data, side, yz, u) if cfg.finetune_epochs > 0 else None
+        member.tuned = member.tuned_frame = member.tuned_source = member.tuned_target = None
+        if cfg.finetune_epochs > 0:
+            member.tuned = self._finetune(member, data, side, yz, u)
+            member.tuned_frame, member.tuned_source = member.scaler, Standardizer.fit(_embed(member.tuned, data))
 
     def predict(self, graphs: Sequence[ArchGraph], *,
                 features: npt.ArrayLike | None = None) -> tuple[FloatArray, FloatArray]:
@@ -334,7 +365,7 @@ class GennapePredictor:
                 z = member.scaler.transform(_embed(member.encoder, data))
                 u = memberships(z, member.centres, self.config.fuzziness)  # (n, K)
                 if member.tuned is not None:
-                    z = member.scaler.transform(_embed(member.tuned, data))
+                    z = member.tuned_inputs(data)
                 heads = member.heads(torch.cat([torch.from_numpy(z).float(), side], dim=1)).double().numpy()  # (n, K)
                 mean = (u * heads).sum(axis=1)
                 means.append(mean)
@@ -354,14 +385,22 @@ class GennapePredictor:
         is read by where it stands *within its own space* -- the per-domain feature alignment of
         unsupervised domain adaptation (e.g. AdaBN, Li et al. 2018, for batch-norm statistics).
         Ranks transfer this way, not absolute values: use it for zero-shot ranking of another space,
-        and fit again (or load the saved predictor) to predict the original space. Returns ``self``.
+        and fit again (or load the saved predictor) to predict the original space. A fine-tuned encoder
+        (``finetune_epochs > 0``), which the heads read in the frame of the frozen one, is aligned the
+        same way: its embedding standardized on ``graphs``, then placed in its distribution on the
+        fitting graphs. Returns ``self``.
         """
         graphs, feats = check_adapt_inputs("GennapePredictor", self._fitted, graphs, features, self._n_features)
+        if any(m.tuned is not None and m.tuned_source is None for m in self._members):
+            raise PredictorError("GennapePredictor.adapt: this predictor's fine-tuned encoders were saved without "
+                                 "their statistics on the fitting graphs (an older file); fit it again to adapt it")
         self._in_scaler = self._fit_in_scaler(self._side_inputs(graphs, feats))
         with torch_threads(self.config.threads), torch.no_grad():
             data = [graph_data(g) for g in graphs]
             for member in self._members:
                 member.scaler = Standardizer.fit(_embed(member.encoder, data))
+                if member.tuned is not None:
+                    member.tuned_target = Standardizer.fit(_embed(member.tuned, data))
         return self
 
     def finetune(self, graphs: Sequence[ArchGraph], y: npt.ArrayLike, *, features: npt.ArrayLike | None = None,
@@ -402,7 +441,7 @@ class GennapePredictor:
                 z = member.scaler.transform(_embed(member.encoder, data))
                 u = torch.from_numpy(memberships(z, member.centres, cfg.fuzziness)).float()
                 if member.tuned is not None:  # the heads read the fine-tuned encoder's embedding
-                    z = member.scaler.transform(_embed(member.tuned, data))
+                    z = member.tuned_inputs(data)
                 self._train_heads(member, torch.from_numpy(z).float(), side, yz, u, epochs=epochs)
         return self
 
@@ -544,23 +583,39 @@ class GennapePredictor:
             raise PredictorFileError(f"{path}: missing or invalid fitted scalar: {e!r}") from e
         if len(tuned) != config.members:
             raise PredictorFileError(f"{path}: {len(tuned)} members saved; the config says {config.members}")
+        if config.use_globals and s.get("global_features", list(GLOBAL_FEATURES)) != list(GLOBAL_FEATURES):
+            raise PredictorFileError(f"{path}: fitted on the graph-level features {s['global_features']}; this "
+                                     f"version computes {list(GLOBAL_FEATURES)}")
         per_member = ["centres", "emb_mean", "emb_scale"]
         require(archive, ["in_mean", "in_scale"] + [f"m{k}/{n}" for k in range(config.members) for n in per_member],
                 path)
         self = cls(config)
         a = archive.arrays
+        side = (len(GLOBAL_FEATURES) if config.use_globals else 0) + n_features
+        if a["in_mean"].shape != (side,) or a["in_scale"].shape != (side,):
+            raise PredictorFileError(f"{path}: input statistics of width {a['in_mean'].shape}; graph-level "
+                                     f"features and {n_features} feature columns make {side}")
         in_dim = a["in_mean"].shape[0] + config.embed_dim
         for k, member in enumerate(self._members):
             load_module_arrays(f"m{k}/encoder", member.encoder, a, path)
             member.heads = _Heads(in_dim, config.head_hidden, config.clusters)
             load_module_arrays(f"m{k}/heads", member.heads, a, path)
             member.heads.eval()
+            member.centres = a[f"m{k}/centres"]
+            member.scaler = Standardizer(a[f"m{k}/emb_mean"], a[f"m{k}/emb_scale"])
             if tuned[k]:
                 member.tuned = copy.deepcopy(member.encoder)
                 load_module_arrays(f"m{k}/tuned", member.tuned, a, path)
                 member.tuned.eval()
-            member.centres = a[f"m{k}/centres"]
-            member.scaler = Standardizer(a[f"m{k}/emb_mean"], a[f"m{k}/emb_scale"])
+                for name in ("frame", "source", "target"):
+                    mean, scale = a.get(f"m{k}/tuned_{name}_mean"), a.get(f"m{k}/tuned_{name}_scale")
+                    if mean is None and scale is None:
+                        continue
+                    if mean is None or scale is None or mean.shape != scale.shape or mean.shape != (config.embed_dim,):
+                        raise PredictorFileError(f"{path}: member {k} has an incomplete tuned_{name} standardizer")
+                    setattr(member, f"tuned_{name}", Standardizer(mean, scale))
+                if member.tuned_frame is None:  # written before the frame was kept: it read by the saved scaler
+                    member.tuned_frame = member.scaler
             if member.centres.shape != (config.clusters, config.embed_dim):
                 raise PredictorFileError(f"{path}: member {k} has centres of shape {member.centres.shape}")
         self._in_scaler = Standardizer(a["in_mean"], a["in_scale"])
@@ -574,4 +629,9 @@ def _embed(encoder: GraphEncoder, data: Sequence[Any], chunk: int = 256) -> Floa
     encoder.eval()
     with torch.no_grad():
         out = [encoder(collate(data[i:i + chunk])) for i in range(0, len(data), chunk)]
-    return torch.cat(out).double().numpy()
+    emb = torch.cat(out).double().numpy()
+    broken = int((~np.isfinite(emb)).any(axis=1).sum())
+    if broken:  # never read as missing values: the encoder itself is broken
+        raise PredictorError(f"the graph encoder gives non-finite embeddings for {broken} of {len(emb)} graphs "
+                             "(diverged training, or a damaged file)")
+    return emb

@@ -95,14 +95,30 @@ def test_augment_rejects_unknown_kinds(graphs) -> None:
 
 
 def test_pretraining_is_seeded_and_lowers_the_loss(graphs) -> None:
-    def run() -> list[float]:
-        torch.manual_seed(123)  # the global RNG must not matter: encoders are built under a fixed seed below
+    def run(global_seed: int) -> list[float]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             enc = GraphEncoder(hidden=16, layers=2, embed_dim=8)
+        torch.manual_seed(global_seed)  # the global RNG must not matter: pretrain draws from its generator
         settings = PretrainSettings(epochs=10, batch_size=12, lr=1e-3, views=1)
         return pretrain(enc, graphs[:12], settings, np.random.default_rng(0), torch.Generator().manual_seed(0))
 
-    a, b = run(), run()
+    a, b = run(123), run(7)
     assert a == b and len(a) == 10
     assert np.mean(a[-3:]) < np.mean(a[:3])
+
+
+@pytest.mark.parametrize("bad", [{"temperature": 0.0}, {"temperature": -0.1}, {"views": 0}, {"batch_size": 1},
+                                 {"p": 1.5}, {"jitter": -1.0}, {"lr": -1e-3}, {"epochs": -1}])
+def test_pretrain_settings_are_checked(bad: dict[str, float]) -> None:
+    with pytest.raises(PredictorError, match="pretraining needs"):
+        PretrainSettings(**bad)  # type: ignore[arg-type]
+
+
+def test_diverging_pretraining_is_an_error_not_nan_weights(graphs) -> None:
+    enc = GraphEncoder(hidden=16, layers=2, embed_dim=8)
+    with torch.no_grad():
+        next(enc.parameters()).fill_(float("inf"))
+    with pytest.raises(PredictorError, match="diverged in epoch 1: NT-Xent is nan"):
+        pretrain(enc, graphs[:4], PretrainSettings(epochs=1, views=1), np.random.default_rng(0),
+                 torch.Generator().manual_seed(0))

@@ -22,10 +22,22 @@ def fast(**kw: object) -> GennapePredictor:
 
 
 @pytest.mark.parametrize("bad", [{"conv": "gcn"}, {"rank_loss": "lambda"}, {"clusters": 0}, {"fuzziness": 1.0},
-                                 {"hidden": 0}, {"finetune_epochs": -1}, {"members": 0}])
+                                 {"hidden": 0}, {"finetune_epochs": -1}, {"members": 0}, {"temperature": 0.0},
+                                 {"temperature": -0.1}, {"aug_p": 1.5}, {"jitter": -1.0}, {"lr": -1.0},
+                                 {"pretrain_lr": float("nan")}, {"views": 0}, {"pretrain_batch": 1}])
 def test_config_is_validated(bad: dict[str, object]) -> None:
     with pytest.raises(PredictorError):
         GennapeConfig(**bad)  # type: ignore[arg-type]
+    GennapeConfig(views=0, pretrain_epochs=0)  # no pretraining, no views needed
+
+
+def test_a_broken_encoder_is_an_error_not_zero_embeddings(graphs, targets) -> None:
+    """Non-finite embeddings are not missing values to standardize away: predicting raises."""
+    model = fast().fit(graphs[:16], targets[:16])
+    with torch.no_grad():
+        next(model._members[0].encoder.parameters()).fill_(float("nan"))
+    with pytest.raises(PredictorError, match="non-finite embeddings for 8 of 8 graphs"):
+        model.predict(graphs[16:])
 
 
 def loss_loop(pred: np.ndarray, y: np.ndarray, u: np.ndarray, cfg: GennapeConfig) -> float:
@@ -158,6 +170,38 @@ def test_adapt_restandardizes_on_the_target_domain(graphs, targets, features) ->
     with_feats.adapt(graphs[16:], features=features[16:])
 
 
+def test_adapt_aligns_a_fine_tuned_encoder_in_its_fitting_frame(graphs, targets, tmp_path: Path) -> None:
+    """The heads read a fine-tuned encoder's embedding in the frozen encoder's fitting frame. After
+    ``adapt``, the adapted graphs' fine-tuned embeddings reach the heads with the mean and spread that
+    the fitting graphs' had; the alignment survives save and load, and a file without the fine-tuned
+    statistics (written before they were kept) predicts as before but refuses to adapt."""
+    from predictors.base import read_archive, write_archive
+
+    model = fast(finetune_epochs=2, members=2).fit(graphs[:16], targets[:16])
+    fitting = [graph_data(g) for g in graphs[:16]]
+    other = [graph_data(g) for g in graphs[8:]]
+    seen = [m.tuned_inputs(fitting) for m in model._members]  # what the heads were fitted on
+    model.adapt(graphs[8:])
+    for m, before in zip(model._members, seen, strict=True):
+        assert m.tuned_frame is not m.scaler  # adapt replaced the frozen encoder's statistics only
+        now = m.tuned_inputs(other)
+        np.testing.assert_allclose(now.mean(axis=0), before.mean(axis=0), atol=1e-6)
+        np.testing.assert_allclose(now.std(axis=0), before.std(axis=0), rtol=1e-5, atol=1e-7)
+    path = tmp_path / "tuned.nasp"
+    model.save(path)
+    np.testing.assert_array_equal(GennapePredictor.load(path).predict(graphs[16:])[0], model.predict(graphs[16:])[0])
+    fresh = fast(finetune_epochs=2, members=2).fit(graphs[:16], targets[:16])
+    fresh.save(path)
+    archive = read_archive(path)
+    for name in list(archive.arrays):
+        if "/tuned_" in name:
+            del archive.arrays[name]
+    write_archive(path, archive)
+    old = GennapePredictor.load(path)
+    np.testing.assert_array_equal(old.predict(graphs[16:])[0], fresh.predict(graphs[16:])[0])
+    with pytest.raises(PredictorError, match="an older file"):
+        old.adapt(graphs[8:])
+
 
 def test_finetune_starts_from_the_fitted_heads_and_restandardizes_the_targets(graphs, targets) -> None:
     import dataclasses
@@ -271,6 +315,24 @@ def test_robust_features_save_and_load(graphs, targets, features, tmp_path: Path
     for a, b in zip(p.predict(graphs[TEST], features=features[TEST]), q.predict(graphs[TEST], features=features[TEST]),
                     strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_load_refuses_inputs_that_no_longer_line_up(graphs, targets, features, tmp_path: Path) -> None:
+    """A file whose graph-level feature list differs from this version's, or whose input statistics do
+    not match its feature width, would feed the heads the wrong columns: loading refuses it."""
+    from nas.errors import PredictorFileError
+    from predictors.base import Archive, read_archive, write_archive
+
+    fast(members=1).fit(graphs[TRAIN], targets[TRAIN], features=features[TRAIN]).save(tmp_path / "g.zip")
+    a = read_archive(tmp_path / "g.zip")
+    renamed = {**a.scalars, "global_features": list(reversed(a.scalars["global_features"]))}
+    write_archive(tmp_path / "renamed.zip", Archive(a.predictor, a.config, renamed, a.arrays))
+    with pytest.raises(PredictorFileError, match="fitted on the graph-level features"):
+        GennapePredictor.load(tmp_path / "renamed.zip")
+    narrower = {**a.scalars, "n_features": a.scalars["n_features"] - 1}
+    write_archive(tmp_path / "narrower.zip", Archive(a.predictor, a.config, narrower, a.arrays))
+    with pytest.raises(PredictorFileError, match="input statistics of width"):
+        GennapePredictor.load(tmp_path / "narrower.zip")
 
 
 def test_a_file_from_before_the_feature_settings_loads_as_it_was_fitted(graphs, targets, features,
