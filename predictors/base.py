@@ -110,7 +110,7 @@ def load_predictor(path: str | Path) -> Predictor:
 
 def check_targets(graphs: Sequence[ArchGraph], y: npt.ArrayLike, *, minimum: int = 2) -> FloatArray:
     """``y`` as float64 ``(n,)``, one finite value per graph, at least ``minimum`` of them."""
-    arr = np.asarray(y, dtype=np.float64)
+    arr = _as_floats(y, "y")
     if arr.ndim != 1 or arr.shape[0] != len(graphs):
         raise PredictorError(f"y must have shape ({len(graphs)},), one target per graph; got {arr.shape}")
     if arr.shape[0] < minimum:
@@ -119,6 +119,13 @@ def check_targets(graphs: Sequence[ArchGraph], y: npt.ArrayLike, *, minimum: int
     if bad.size:
         raise PredictorError(f"y must be finite; y[{int(bad[0])}] = {arr[bad[0]]} ({bad.size} non-finite)")
     return arr
+
+
+def _as_floats(values: npt.ArrayLike, name: str) -> FloatArray:
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise PredictorError(f"{name} must be numbers: {e}") from e
 
 
 def check_features(features: npt.ArrayLike | None, n: int, *, width: int | None = None) -> FloatArray | None:
@@ -132,7 +139,7 @@ def check_features(features: npt.ArrayLike | None, n: int, *, width: int | None 
             raise PredictorError(f"this predictor was fitted with {width} features per architecture; "
                                  "pass the same features= to predict")
         return None
-    arr = np.asarray(features, dtype=np.float64)
+    arr = _as_floats(features, "features")
     if arr.ndim == 1:
         arr = arr.reshape(-1, 1)  # one feature per architecture
     if arr.ndim != 2 or arr.shape[0] != n:
@@ -353,6 +360,8 @@ def _read_meta(z: zipfile.ZipFile, path: Path) -> dict[str, Any]:
 def _read_arrays(z: zipfile.ZipFile, meta: Mapping[str, Any], path: Path) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     for name, spec in meta["arrays"].items():
+        if not isinstance(spec, dict):
+            raise PredictorFileError(f"{path}: meta.json lists array {name!r} as {spec!r}, not its dtype and shape")
         member = f"arrays/{name}.npy"
         try:
             raw = z.read(member)

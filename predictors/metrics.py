@@ -30,7 +30,7 @@ def _pair(pred: npt.ArrayLike, truth: npt.ArrayLike) -> tuple[np.ndarray, np.nda
 def precision_at_top(pred: npt.ArrayLike, truth: npt.ArrayLike, frac: float = 0.05) -> float:
     """Share of the true top ``ceil(frac * n)`` found in the predicted top ``ceil(frac * n)``."""
     p, t = _pair(pred, truth)
-    k = max(1, math.ceil(frac * p.size))
+    k = max(1, math.ceil(round(frac * p.size, 9)))  # 0.07 * 100 is 7.000000000000001 in floats
     top_true = set(np.argsort(-t, kind="stable")[:k].tolist())
     top_pred = set(np.argsort(-p, kind="stable")[:k].tolist())
     return len(top_true & top_pred) / k

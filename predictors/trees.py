@@ -115,6 +115,13 @@ class TreeArrays:
             and int(max(trees.left.max(initial=-1), trees.right.max(initial=-1), trees.roots.max(initial=-1))) < n
             and (trees.tree_model.size == 0 or int(trees.tree_model.max()) < trees.init.size)
         )
+        if ok:  # every walk ends: a child lies after its parent (scikit-learn numbers nodes depth first)
+            idx = np.arange(n)
+            ok = bool(
+                ((trees.left == -1) | (trees.left > idx)).all() and ((trees.right == -1) | (trees.right > idx)).all()
+                and ((trees.left >= 0) == (trees.right >= 0)).all() and (trees.feature >= 0).all()
+                and (trees.roots >= 0).all() and (trees.tree_model >= 0).all()
+            )
         if not ok:
             raise PredictorFileError(f"{path}: the tree arrays under {prefix!r} are inconsistent")
         return trees

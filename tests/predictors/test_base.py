@@ -119,6 +119,8 @@ def test_input_errors(name: str, fitted, graphs, targets, features) -> None:
         p.fit(graphs[TRAIN], bad, features=features[TRAIN])
     with pytest.raises(PredictorError, match="not an ArchGraph"):
         p.fit(["|none~0|"] * 16, targets[TRAIN], features=features[TRAIN])  # type: ignore[list-item]
+    with pytest.raises(PredictorError, match="y must be numbers"):
+        p.fit(graphs[TRAIN], ["a"] * 16, features=features[TRAIN])
     with pytest.raises(PredictorError, match="fitted with 3 features"):
         fitted[name].predict(graphs[TEST])
     with pytest.raises(PredictorError, match="2 columns"):
@@ -153,6 +155,8 @@ def test_check_features() -> None:
         check_features([[0.0], [np.inf]], 2)
     with pytest.raises(PredictorError, match=r"shape \(4, f\)"):
         check_features(np.ones((3, 2)), 4)
+    with pytest.raises(PredictorError, match="features must be numbers"):
+        check_features([["a"], ["b"]], 2)
 
 
 # --------------------------------------------------------------------------- archives
@@ -249,6 +253,9 @@ def test_other_broken_archives(tmp_path: Path) -> None:
                                                          "gone": {"dtype": "<f4", "shape": [1]}})
     with pytest.raises(PredictorFileError, match="'gone' is listed"):
         read_archive(tmp_path / "extra.zip")
+    _rewrite_meta(good, tmp_path / "listed.zip", arrays={"w": [2, 3], "k": {"dtype": "<i8", "shape": [2]}})
+    with pytest.raises(PredictorFileError, match=r"lists array 'w' as \[2, 3\], not its dtype and shape"):
+        read_archive(tmp_path / "listed.zip")
     with pytest.raises(PredictorFileError, match="not 'zc_gbdt'"):
         read_archive(good, predictor="zc_gbdt")
     buf = io.BytesIO()

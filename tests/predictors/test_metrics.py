@@ -17,6 +17,11 @@ def test_precision_at_top_by_hand() -> None:
     assert precision_at_top(pred, truth) == 0.5
     assert precision_at_top(-truth, truth) == 0.0
     assert precision_at_top([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], frac=0.5) == 1.0  # ceil(1.5) = 2
+    # 0.07 * 100 is 7.000000000000001 in floats: the top 7, not 8 (the true 7th and 8th swapped)
+    truth = np.arange(100.0)[::-1]
+    pred = truth.copy()
+    pred[6], pred[7] = pred[7], pred[6]
+    assert precision_at_top(pred, truth, frac=0.07) == pytest.approx(6 / 7)
 
 
 def test_rank_metrics() -> None:

@@ -33,6 +33,11 @@ def test_round_trip_through_arrays_and_validation() -> None:
     arrays = trees.arrays("t")
     with pytest.raises(PredictorFileError, match="missing"):
         TreeArrays.from_arrays("t", {k: v for k, v in arrays.items() if not k.endswith("value")}, "mem")
-    arrays["t/left"] = arrays["t/left"] + 1000
-    with pytest.raises(PredictorFileError, match="inconsistent"):
-        TreeArrays.from_arrays("t", arrays, "mem")
+    inner = int(np.flatnonzero(arrays["t/left"] >= 0)[1])
+    for field, value in (("left", arrays["t/left"] + 1000),  # past the end
+                         ("left", np.where(np.arange(arrays["t/left"].size) == inner, inner, arrays["t/left"])),
+                         ("right", np.where(np.arange(arrays["t/left"].size) == inner, -1, arrays["t/right"])),
+                         ("feature", arrays["t/feature"] - 5), ("roots", arrays["t/roots"] - 1000)):
+        # the second is a loop (a node its own child), which would walk forever
+        with pytest.raises(PredictorFileError, match="inconsistent"):
+            TreeArrays.from_arrays("t", {**arrays, f"t/{field}": value}, "mem")
