@@ -225,17 +225,29 @@ class Runner:
             self._last_graphs[space] = last
         return last[1]
 
+    def split_settings(self, experiment: str) -> dict[str, int]:
+        """The options besides the key and the seed index that choose an experiment's architectures."""
+        names = ["seed"] + (["n_test"] if experiment in ("curves", "ablations", "latency") else []) + (
+            ["latency_n"] if experiment == "latency" else [])
+        return {k: int(getattr(self.args, k, SPLIT_DEFAULTS[k])) for k in names}
+
+    def result_path(self, experiment: str, key: str, seed: int) -> Path:
+        """``workdir/results/<experiment>/<key>[-<settings>]-s<seed>.json``; the settings that differ from
+        the defaults (:data:`SPLIT_DEFAULTS`) are named, so runs with other splits keep their own files."""
+        tag = "".join(f"-{k}{v}" for k, v in self.split_settings(experiment).items() if v != SPLIT_DEFAULTS[k])
+        return self.workdir / "results" / experiment / f"{key}{tag}-s{seed}.json"
+
     def cached(self, experiment: str, key: str, seed: int, compute: Callable[..., dict[str, Any]],
                *args: Any) -> dict[str, Any]:
-        """``compute(*args)``, or its result of an earlier run (``workdir/results/<experiment>/<key>-s<seed>.json``)."""
-        path = self.workdir / "results" / experiment / f"{key}-s{seed}.json"
+        """``compute(*args)``, or its result of an earlier run with the same split (:meth:`result_path`)."""
+        path = self.result_path(experiment, key, seed)
         if path.is_file():
             result: dict[str, Any] = json.loads(path.read_text())
             return result
         t = time.perf_counter()
         result = compute(*args)
         result["seconds"] = round(time.perf_counter() - t, 2)
-        result.update(experiment=experiment, key=key, seed=seed)
+        result.update(experiment=experiment, key=key, seed=seed, split=self.split_settings(experiment))
         write_json(path, result)
         log.info("%s %s seed %d: %s", experiment, key, seed, result)
         if self.args.progress:
@@ -243,8 +255,17 @@ class Runner:
         return result
 
     def all_cached(self, experiment: str) -> list[dict[str, Any]]:
+        """The cached results of ``experiment`` with this run's split settings (a result written before
+        they were recorded had the defaults)."""
         folder = self.workdir / "results" / experiment
-        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+        want = self.split_settings(experiment)
+        defaults = {k: SPLIT_DEFAULTS[k] for k in want}
+        found = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+        return [c for c in found if c.get("split", defaults) == want]
+
+
+#: The defaults of the options that choose the architectures (``--seed``, ``--n-test``, ``--latency-n``).
+SPLIT_DEFAULTS = {"seed": 0, "n_test": 1000, "latency_n": 500}
 
 
 def make(name: str, seed: int, **overrides: Any) -> Any:
@@ -650,7 +671,7 @@ def run_ablations(r: Runner, seeds: Sequence[int], n: int) -> None:
         order = np.random.default_rng(r.args.seed + s).permutation(len(lab))
         test_rows, train_rows = order[:r.args.n_test], order[r.args.n_test:r.args.n_test + n]
         for name in ABLATIONS:
-            same = r.workdir / "results" / "curves" / f"gennape-n{n}-s{s}.json"
+            same = r.result_path("curves", f"gennape-n{n}", s)
             if name == "full" and same.is_file():  # the same fit as the curve's point (same split, seed, settings)
                 r.cached("ablations", f"{name}-n{n}", s, _reuse, same, name)
             else:

@@ -276,3 +276,30 @@ def test_feature_caches_of_two_npz_files_do_not_share_a_name(tmp_path: Path, mon
         bp.spec_features(runner, "nb201", ["x"], {"kind": "zc", "proxies": ["params"], "data": data, "batch": 8,
                                                   "seed": 0})
     assert seen[0] != seen[1] and seen[0] == seen[2] and all(p.parent == tmp_path / "features" for p in seen)
+
+
+def test_results_of_another_split_are_neither_reused_nor_summarized(tmp_path: Path) -> None:
+    """``--seed``, ``--n-test`` (and ``--latency-n``) choose the architectures but are not in the result
+    keys: a run with other values writes its own files and reads only its own."""
+    def runner(**kw: int) -> Runner:
+        settings = {"seed": 0, "n_test": 1000, "latency_n": 500, **kw}
+        return Runner(argparse.Namespace(data_dir=None, workdir=str(tmp_path), progress=False, workers=1, **settings))
+
+    calls: list[str] = []
+
+    def compute(tag: str) -> dict[str, str]:
+        calls.append(tag)
+        return {"method": tag}
+
+    default, other = runner(), runner(n_test=300)
+    assert default.result_path("curves", "m-n5", 0).name == "m-n5-s0.json"  # the defaults keep the old names
+    assert other.result_path("curves", "m-n5", 0).name == "m-n5-n_test300-s0.json"
+    assert other.result_path("curves_zc", "m-n5", 0).name == "m-n5-s0.json"  # curves_zc has no test size
+    default.cached("curves", "m-n5", 0, compute, "default")
+    other.cached("curves", "m-n5", 0, compute, "other")
+    default.cached("curves", "m-n5", 0, compute, "again")
+    assert calls == ["default", "other"]
+    assert [c["method"] for c in default.all_cached("curves")] == ["default"]
+    assert [c["method"] for c in other.all_cached("curves")] == ["other"]
+    assert [c["method"] for c in runner(seed=4).all_cached("curves")] == []
+    assert runner(latency_n=100).result_path("latency", "pixel3-m", 1).name == "pixel3-m-latency_n100-s1.json"
