@@ -303,3 +303,25 @@ def test_results_of_another_split_are_neither_reused_nor_summarized(tmp_path: Pa
     assert [c["method"] for c in other.all_cached("curves")] == ["other"]
     assert [c["method"] for c in runner(seed=4).all_cached("curves")] == []
     assert runner(latency_n=100).result_path("latency", "pixel3-m", 1).name == "pixel3-m-latency_n100-s1.json"
+
+
+def test_distinct_rho_leaves_out_test_cells_with_a_training_twin() -> None:
+    from scipy.stats import spearmanr
+
+    import benchmarks.predictors as bp
+    from search_spaces import space_from_spec
+    from search_spaces.nb201 import canonical_form
+
+    space = space_from_spec("nb201")
+    classes: dict[str, list[str]] = {}
+    for i in range(300):
+        a = space.format(space.parse(i))
+        classes.setdefault(canonical_form(a), []).append(a)
+    twin = next(c for c in classes.values() if len(c) >= 2)  # two cells that compute the same function
+    others = [c[0] for c in classes.values() if c is not twin]
+    test = [twin[1], *others[:5]]
+    pred, truth = np.array([5.0, 1.0, 2.0, 4.0, 3.0, 6.0]), np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    got = bp._distinct(pred, truth, test, [twin[0], others[10]])
+    assert got["n_distinct"] == 5
+    assert got["spearman_distinct"] == pytest.approx(spearmanr(pred[1:], truth[1:])[0])
+    assert bp._distinct(pred, truth, test, others[10:12])["n_distinct"] == 6
