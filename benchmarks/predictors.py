@@ -67,8 +67,8 @@ Experiments (BENCHMARKS.md, "Predictors" and "Latency"):
   passes, the first pass against the second (``ceiling_passes_1v1``), over every measured architecture.
 
 Notes on the latency figures. HW-NAS-Bench's ``fpga`` and ``eyeriss`` latencies are exactly linear
-in the *literal* cell's op counts (``opcount_linear_within_10pct`` = 1.0: four numbers fit all 15,625),
-but the IR is the canonical computation: the NB201 builder emits one ``AvgPool`` for several
+in the *literal* cell's op counts (``opcount_linear_within_10pct`` = 1.0: four op counts and an
+intercept fit all 15,625), but the IR is the canonical computation: the NB201 builder emits one ``AvgPool`` for several
 ``avg_pool_3x3`` edges that read the same node (they compute the same tensor), shares one ``Relu``
 between convolutions of the same input, and drops ``none`` edges. A cell with three pools on node 0
 and one with a single pool there have the same IR, and different ``eyeriss`` latencies (a pool

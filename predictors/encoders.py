@@ -21,8 +21,8 @@ norm, then mean and max pooling per graph and a linear map to the embedding. For
 computes
 
 .. math::
-    h_i^{(l+1)} = h_i^{(l)} + \\mathrm{LN}\\Bigl(\\mathrm{MLP}\\bigl((1 + \\epsilon) h_i^{(l)}
-        + \\sum_{j \\to i} \\mathrm{ReLU}(h_j^{(l)} + W e_{ji})\\bigr)\\Bigr).
+    h_i^{(l+1)} = h_i^{(l)} + \\mathrm{LN}\\Bigl(\\mathrm{ReLU}\\Bigl(\\mathrm{MLP}\\bigl((1 + \\epsilon) h_i^{(l)}
+        + \\sum_{j \\to i} \\mathrm{ReLU}(h_j^{(l)} + W e_{ji})\\bigr)\\Bigr)\\Bigr).
 
 Shapes: node features ``(N, F)`` -> ``(N, hidden)`` -> pooled ``(B, 2 * hidden)`` -> embedding
 ``(B, embed_dim)``.

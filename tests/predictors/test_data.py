@@ -68,6 +68,10 @@ def test_genotype_onehot_is_one_block_per_edge() -> None:
     assert x.shape == (2, 30) and (x.reshape(2, 6, 5).sum(axis=2) == 1).all()
     # the all-none cell and the other differ on every edge
     assert (x[0] * x[1]).sum() == 0
+    # one block per edge in the arch string's order, the ops in the space's order
+    # (none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3)
+    np.testing.assert_array_equal(x[0].reshape(6, 5).argmax(axis=1), [3, 3, 4, 1, 3, 1])
+    np.testing.assert_array_equal(x[1].reshape(6, 5).argmax(axis=1), [0, 0, 0, 0, 0, 0])
 
 
 def test_measured_latency_is_cached_and_reports_progress(tmp_path) -> None:
