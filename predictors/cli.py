@@ -93,7 +93,7 @@ def register(sub: Any) -> None:
                         "0: the --n alone)")
     f.add_argument("--epochs", type=int, default=None, help="head training epochs (default: the predictor's own)")
     f.add_argument("-o", "--output", required=True, help="the .nasp archive to write")
-    _common(f)
+    _common(f, measured=False)
     f.set_defaults(func=cmd_finetune)
 
     e = psub.add_parser("eval", help="evaluate a saved predictor on labelled architectures it did not see")
@@ -119,13 +119,14 @@ def register(sub: Any) -> None:
     pr.set_defaults(func=cmd_predict)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, *, measured: bool = True) -> None:
     p.add_argument("--data-dir", default=None, help="reference data folder (default: $NAS_DATA)")
-    p.add_argument("--workdir", default=None,
-                   help="cache of onnxruntime measurements for --target measured (default ~/.cache/nas/measured)")
-    p.add_argument("--passes", type=int, default=1,
-                   help="--target measured: passes over the architectures, minutes apart; each is labelled "
-                        "with the least of its passes, steadier on a shared machine (default 1)")
+    if measured:  # finetune takes accuracy targets only
+        p.add_argument("--workdir", default=None,
+                       help="cache of onnxruntime measurements for --target measured (default ~/.cache/nas/measured)")
+        p.add_argument("--passes", type=int, default=1,
+                       help="--target measured: passes over the architectures, minutes apart; each is labelled "
+                            "with the least of its passes, steadier on a shared machine (default 1)")
     p.add_argument("--threads", type=int, default=1, help="torch threads while fitting (default 1)")
     _workers_option(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")

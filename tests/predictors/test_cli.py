@@ -277,7 +277,10 @@ def test_latency_predictor_with_proxy_features_serves_search(tmp_path: Path, dat
     assert result["best"]["costs"]["predicted"] == pytest.approx(float(want[0][0]))
 
 
-def test_workers_must_be_positive(capsys) -> None:
+def test_options_are_checked(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["predict", "model.nasp", "--space", "nb201", "--arch", "1", "--workers", "0"])
     assert "--workers: must be at least 1; got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # fine-tuning takes accuracy targets: nothing is measured
+        main(["predictor", "finetune", "model.nasp", "--space", "nb101", "-o", "x.nasp", "--passes", "3"])
+    assert "unrecognized arguments: --passes 3" in capsys.readouterr().err
