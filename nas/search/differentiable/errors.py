@@ -18,6 +18,9 @@ class ArchWeightsNaNError(SearchError):
         self.epoch = epoch
         self.step = step
 
+    def __reduce__(self) -> tuple[type, tuple[str, int, int]]:  # picklable, fields kept
+        return type(self), (str(self.args[0]) if self.args else "", self.epoch, self.step)
+
 
 class DataSplitError(DataError):
     """Too few images for a train/validation split with the asked batch size."""
