@@ -224,14 +224,16 @@ def measured_passes(
     a later pass meets it elsewhere. Each pass is cached in its own file
     (:func:`measured_cache_path`), rewritten after every chunk, so an interrupted measurement resumes
     where it stopped and nothing is measured twice. A ``tag`` keeps a separate measurement.
-    ``progress(done, passes * len(archs))`` is called after each chunk measured."""
+    ``progress(done, total)`` is called after each chunk measured; both count distinct architectures,
+    ``total`` once per pass."""
     from nas.hardware import MeasuredLatency
     from search_spaces import space_from_spec
 
     if passes < 1:
         raise PredictorError(f"passes must be at least 1; got {passes}")
     sp = space_from_spec(space)
-    total = passes * len(archs)
+    distinct = list(dict.fromkeys(archs))  # an architecture listed twice is measured once per pass
+    total = passes * len(distinct)
     out = np.empty((passes, len(archs)), dtype=np.float64)
     for k in range(passes):
         # a fresh model per pass: its cache answers an isomorphic architecture within the pass only
@@ -239,8 +241,8 @@ def measured_passes(
         path = measured_cache_path(space, workdir, threads=threads, warmup=warmup, repeats=repeats, rounds=rounds,
                                    tag=tag, measurement=k + 1)
         cache: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
-        todo = list(dict.fromkeys(a for a in archs if a not in cache))
-        before = (k + 1) * len(archs) - len(todo)
+        todo = [a for a in distinct if a not in cache]
+        before = (k + 1) * len(distinct) - len(todo)
         for i in range(0, len(todo), chunk):
             part = todo[i:i + chunk]
             cache.update(zip(part, model.costs([sp.to_graph(sp.parse(a)) for a in part]), strict=True))

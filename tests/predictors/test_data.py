@@ -126,6 +126,14 @@ def test_measured_passes_measure_the_whole_set_in_turn_and_the_label_is_their_le
     y = measured_latency("nb201", archs, tmp_path, passes=3, **kw)
     assert calls == [1, 1]
     np.testing.assert_array_equal(y, [2.0, 0.5, 0.25])  # the least of (5, 2, 7), (1, 3, 0.5), (4, 6, 0.25)
+    # a repeated architecture: measured once a pass, and counted once by the progress
+    values = iter([8.0, 9.0, 10.0, 11.0])
+    calls.clear()
+    seen.clear()
+    per_pass = measured_passes("nb201", [archs[0], archs[1], archs[0]], tmp_path, passes=2, tag="again",
+                               progress=lambda d, t: seen.append((d, t)), **kw)
+    np.testing.assert_array_equal(per_pass, [[8.0, 9.0, 8.0], [10.0, 11.0, 10.0]])
+    assert calls == [1, 1, 1, 1] and seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
     with pytest.raises(PredictorError, match="at least 1"):
         measured_passes("nb201", archs, tmp_path, passes=0)
 
