@@ -105,3 +105,26 @@ def test_zc_features_hand_workers_to_the_engine(monkeypatch) -> None:
     monkeypatch.setattr(engine, "score_graphs", real)
     with pytest.raises(PredictorError, match="zc features: workers must be at least 1"):
         spec.compute(graphs, workers=0)
+
+
+def test_zc_features_read_the_cifar10_test_images(data_dir, monkeypatch) -> None:
+    """The default data, CIFAR-10, from ``data_dir`` or from ``NAS_DATA``: the engine's scores on the
+    batch ``load_batch`` gives (real 32 x 32 colour images); no data is a DataError naming where it looked."""
+    from nas.errors import DataError
+
+    graphs = [SPACE.to_graph(SPACE.parse(a)) for a in (3, 11)]
+    spec = FeatureSpec("zc", proxies=("synflow", "nwot"), batch=8, seed=2)
+    assert spec.data == "cifar10"
+    got = spec.compute(graphs, data_dir=data_dir)
+    batch = load_batch("cifar10", 8, seed=2, data_dir=data_dir)
+    assert batch.images.shape == (8, 3, 32, 32) and batch.images.std() > 0.1  # not a blank placeholder
+    for i, g in enumerate(graphs):
+        raw = engine.score(g.to_torch(seed=2), fit_batch(batch, g.inputs[0].out_shapes[0]), ["synflow", "nwot"])
+        np.testing.assert_allclose(got[i], [np.sign(v) * np.log1p(abs(v)) for v in raw.values()], rtol=1e-12)
+    monkeypatch.setenv("NAS_DATA", str(data_dir))
+    np.testing.assert_array_equal(FeatureSpec("zc", proxies=("synflow", "nwot"), batch=8, seed=2).compute(graphs),
+                                  got)
+    monkeypatch.setenv("NAS_DATA", str(data_dir / "no-such-folder"))
+    monkeypatch.setenv("HOME", str(data_dir / "no-such-home"))
+    with pytest.raises(DataError, match="CIFAR-10 not found"):
+        FeatureSpec("zc", proxies=("synflow",), batch=8, seed=3).compute(graphs)
