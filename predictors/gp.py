@@ -54,7 +54,7 @@ class ArdGP:
     _y: FloatArray = field(default_factory=lambda: np.zeros(0), repr=False)
     _loc: float = 0.0
     _scale: float = 1.0
-    _factor: Any = field(default=None, repr=False)  # (Cholesky factor, weights) as torch tensors
+    _factor: Any = field(default=None, repr=False)  # (theta's bytes, Cholesky factor, weights); torch tensors
 
     @staticmethod
     def _params(theta: Any, d: int) -> dict[str, Any]:
@@ -130,8 +130,12 @@ class ArdGP:
     @classmethod
     def from_state(cls, theta: FloatArray, x: FloatArray, y: FloatArray) -> ArdGP:
         """The fitted model of :meth:`fit` from what it saves: ``theta``, the rows ``x`` and targets ``y``."""
+        theta, x, y = (np.asarray(a, dtype=np.float64) for a in (theta, x, y))
         if x.ndim != 2 or y.shape != (x.shape[0],) or theta.shape != (x.shape[1] + len(SCALARS),):
             raise PredictorError(f"ArdGP state: theta {theta.shape}, x {x.shape} and y {y.shape} do not fit")
+        for name, a in (("theta", theta), ("rows", x), ("targets", y)):
+            if not np.isfinite(a).all():
+                raise PredictorError(f"ArdGP state: {int((~np.isfinite(a)).sum())} non-finite values in its {name}")
         self = cls()
         self.theta, self._x, self._y = theta, x, y
         self._loc, self._scale = float(y.mean()), float(y.std()) or 1.0
@@ -157,11 +161,15 @@ class ArdGP:
         with torch.no_grad():
             train = torch.as_tensor(self._x)
             p = self._params(torch.as_tensor(self.theta), train.shape[1])
-            if self._factor is None:
+            key = self.theta.tobytes()
+            if self._factor is None or self._factor[0] != key:  # theta is public: a new one, a new factor
                 t = torch.as_tensor((self._y - self._loc) / self._scale)[:, None]
-                chol = torch.linalg.cholesky(self._cov(train, p))
-                self._factor = (chol, torch.cholesky_solve(t, chol))
-            chol, alpha = self._factor
+                chol, info = torch.linalg.cholesky_ex(self._cov(train, p))
+                if int(info) != 0:
+                    raise PredictorError(f"ArdGP: the covariance of its {len(train)} rows is not positive "
+                                         "definite at these hyperparameters")
+                self._factor = (key, chol, torch.cholesky_solve(t, chol))
+            _, chol, alpha = self._factor
             q = torch.as_tensor(xa)
             cross = self._kernel(q, train, p)  # (m, n)
             mean = (cross @ alpha)[:, 0]

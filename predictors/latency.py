@@ -300,6 +300,7 @@ class KernelLatency:
         graphs = check_graphs(graphs)
         target = check_targets(graphs, y)
         feats = check_features(features, len(graphs))
+        self._fitted = False  # until the end: a fit that raises leaves no half-replaced model behind
         if feats is None:
             self._fill = np.zeros(0)
         else:
@@ -372,6 +373,10 @@ class KernelLatency:
         else:
             preds = x @ self._coef.T + self._intercept  # (n, bags)
             mean, std = np.maximum(preds.mean(axis=1), 0.0), preds.std(axis=1)
+        bad = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(std)))
+        if bad.size:  # never clip -inf to 0 ms: a cost model would pass every limit
+            raise PredictorError(f"{self.name}: non-finite prediction for {bad.size} of {len(graphs)} graphs "
+                                 f"(first: graph {int(bad[0])})")
         if self._seen:  # the same kernels as fitting graphs: their measured latency (the std stays the model's)
             for i, c in enumerate(counts):
                 hit = self._seen.get(_digest_counts(c))
@@ -382,6 +387,8 @@ class KernelLatency:
     def coverage(self, graphs: Sequence[ArchGraph]) -> FloatArray:
         """Per graph, the share of its key occurrences that the fitting graphs had ``(n,)``; below 1 the
         prediction extrapolates (through the FLOPs terms) to kernels it never saw."""
+        if not self._fitted:
+            raise PredictorError("KernelLatency.coverage before fit (or load)")
         known = set(self.vocab)
         out = []
         for c in self._counts(check_graphs(graphs)):
@@ -414,6 +421,11 @@ class KernelLatency:
         if not isinstance(vocab, list) or not all(isinstance(k, str) for k in vocab):
             raise PredictorFileError(f"{path}: the kernel vocabulary is missing or not a list of strings")
         require(archive, ["coef", "intercept", "alpha", "fill"], path)
+        for name, arr in archive.arrays.items():  # a model read from disk gives finite latencies or none
+            if name.startswith(("coef", "intercept", "fill", "seen_ms", "gp_")) and not np.isfinite(arr).all():
+                raise PredictorFileError(f"{path}: {int((~np.isfinite(arr)).sum())} non-finite values in '{name}'")
+        if "gp_spread" in archive.arrays and not (archive.arrays["gp_spread"] > 0).all():
+            raise PredictorFileError(f"{path}: the GP's input scales ('gp_spread') must be > 0")
         coef, intercept, fill = archive.arrays["coef"], archive.arrays["intercept"], archive.arrays["fill"]
         width = len(vocab) + (len(OP_VOCAB) if self.config.flops_terms else 0) + fill.size
         if self.config.model == "gp":

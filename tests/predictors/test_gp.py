@@ -70,3 +70,21 @@ def test_typed_errors() -> None:
         gp.predict(np.zeros((2, 4)))
     with pytest.raises(PredictorError, match="do not fit"):
         ArdGP.from_state(gp.theta[:-1], x, y)
+    with pytest.raises(PredictorError, match="1 non-finite values in its theta"):
+        ArdGP.from_state(np.where(np.arange(gp.theta.size) == 0, np.nan, gp.theta), x, y)
+
+
+def test_a_new_theta_gets_a_new_factor() -> None:
+    """``theta`` is a public field: predictions follow it, not a factor cached for an earlier value;
+    and ``from_state`` gives back the fitted model (float32 state is read as float64)."""
+    x, y = _data()
+    gp = ArdGP().fit(x, y)
+    q = _data(5, seed=1)[0]
+    fitted = gp.predict(q)
+    again = ArdGP.from_state(gp.theta, x.astype(np.float32), y)
+    np.testing.assert_allclose(again.predict(q)[0], ArdGP.from_state(gp.theta, x.astype(np.float32).astype(
+        np.float64), y).predict(q)[0], rtol=1e-12)
+    np.testing.assert_allclose(ArdGP.from_state(gp.theta, x, y).predict(q)[0], fitted[0], rtol=1e-10)
+    gp.theta = gp.theta + 0.5
+    np.testing.assert_allclose(gp.predict(q)[0], ArdGP.from_state(gp.theta, x, y).predict(q)[0], rtol=1e-12)
+    assert not np.allclose(gp.predict(q)[0], fitted[0], rtol=1e-3)

@@ -96,6 +96,49 @@ def test_load_checks_the_coefficient_width(pool, tmp_path: Path) -> None:
         KernelLatency.load(tmp_path / "b.nasp")
 
 
+@pytest.mark.parametrize(("cls", "settings", "poison"),
+                         [(KernelLatency, {"bags": 2}, "coef"), (KernelLatency, {"bags": 2}, "intercept"),
+                          (GPLatency, {"gp_iters": 30}, "gp_targets"), (GPLatency, {"gp_iters": 30}, "gp_theta"),
+                          (GPLatency, {"gp_iters": 30}, "gp_spread")])
+def test_load_refuses_non_finite_arrays(cls: type[KernelLatency], settings: dict[str, int], poison: str, pool,
+                                        tmp_path: Path) -> None:
+    """A file whose numbers are not finite (or whose GP input scales are not positive) is refused by
+    name at load, not read into NaN predictions or, through the clip at 0, latencies of 0 ms."""
+    from predictors.base import read_archive, write_archive
+
+    y = np.array([additive_latency(g) for g in pool])
+    fitted = cls(**settings).fit(pool[:60], y[:60])
+    fitted.save(tmp_path / "a.nasp")
+    np.testing.assert_allclose(cls.load(tmp_path / "a.nasp").predict(pool[200:205])[0],
+                               fitted.predict(pool[200:205])[0], rtol=1e-10)  # the file is the fitted model
+    archive = read_archive(tmp_path / "a.nasp")
+    arr = archive.arrays[poison].copy()
+    arr.flat[0] = 0.0 if poison == "gp_spread" else (-np.inf if poison == "intercept" else np.nan)
+    archive.arrays[poison] = arr
+    write_archive(tmp_path / "b.nasp", archive)
+    with pytest.raises(PredictorFileError, match=f"'{poison}'" if poison != "gp_spread" else "gp_spread"):
+        cls.load(tmp_path / "b.nasp")
+
+
+def test_no_half_fitted_model_and_no_non_finite_prediction(pool) -> None:
+    """A refit that raises leaves a model that refuses to predict (not the old coefficients on the
+    new vocabulary); coverage before fit is an error; a non-finite prediction is an error, not 0 ms."""
+    y = np.array([additive_latency(g) for g in pool])
+    with pytest.raises(PredictorError, match="before fit"):
+        KernelLatency().coverage(pool[:2])
+    model = KernelLatency(bags=1, weighting="inverse").fit(pool[:50], y[:50])
+    bad = y[50:120].copy()
+    bad[3] = 0.0
+    with pytest.raises(PredictorError, match="latencies > 0"):
+        model.fit(pool[50:120], bad)
+    with pytest.raises(PredictorError, match="before fit"):
+        model.predict(pool[200:202])
+    model.fit(pool[:50], y[:50])
+    model._intercept = np.full_like(model._intercept, -np.inf)
+    with pytest.raises(PredictorError, match="non-finite prediction for 2 of 2"):
+        model.predict(pool[200:202])
+
+
 @pytest.mark.parametrize(("cls", "settings"), [(KernelLatency, {"bags": 2}), (GPLatency, {"gp_iters": 30})],
                          ids=["ridge", "gp"])
 def test_predicted_cost_model(cls: type[KernelLatency], settings: dict[str, int], pool, tmp_path: Path) -> None:
