@@ -190,8 +190,11 @@ class Standardizer:
     def fit(cls, x: FloatArray) -> Standardizer:
         x = np.asarray(x, dtype=np.float64)
         with np.errstate(invalid="ignore"), warnings_off():
-            mean = np.nanmean(x, axis=0)
-            scale = np.nanstd(x, axis=0)
+            # on each column divided by its largest magnitude: the squares of 1e200 would overflow
+            top = np.nanmax(np.abs(x), axis=0) if x.shape[0] else np.ones(x.shape[1:])
+            top = np.where(np.isfinite(top) & (top > 0), top, 1.0)
+            mean = np.nanmean(x / top, axis=0) * top
+            scale = np.nanstd(x / top, axis=0) * top
         mean = np.where(np.isfinite(mean), mean, 0.0)
         scale = np.where(np.isfinite(scale) & (scale > 1e-12), scale, 1.0)
         return cls(mean, scale)

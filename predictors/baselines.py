@@ -40,6 +40,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,8 +91,9 @@ class GBDTConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.bags < 1 or self.n_estimators < 1 or self.max_depth < 1 or not 0 < self.subsample <= 1:
-            raise PredictorError(f"invalid GBDT settings: {self}")
+        _check_ints(self, n_estimators=1, max_depth=1, min_samples_leaf=1, bags=1, buckets=1, wl_rounds=0)
+        if not (0 < self.subsample <= 1 and 0 < self.learning_rate < math.inf):
+            raise PredictorError(f"invalid GBDT settings: {self} (subsample in (0, 1], learning_rate > 0)")
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,8 @@ class RidgeConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.bags < 1 or self.n_features < 1 or self.ngram < 1 or not self.alphas or min(self.alphas) <= 0:
-            raise PredictorError(f"invalid ridge settings: {self}")
+        _check_ints(self, n_features=1, ngram=1, bags=1)
+        _check_alphas(self)
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,8 @@ class CapacityConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.bags < 1 or not self.alphas or min(self.alphas) <= 0:
-            raise PredictorError(f"invalid ridge settings: {self}")
+        _check_ints(self, bags=1)
+        _check_alphas(self)
 
 
 @dataclass(frozen=True)
@@ -137,8 +139,23 @@ class MLPConfig:
     def __post_init__(self) -> None:
         widths_ok = bool(self.hidden) and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1
                                                for w in self.hidden)
-        if not widths_ok or self.bags < 1 or self.epochs < 1 or self.lr <= 0 or self.weight_decay < 0:
+        _check_ints(self, bags=1, epochs=1)
+        if not widths_ok or not 0 < self.lr < math.inf or not 0 <= self.weight_decay < math.inf:
             raise PredictorError(f"invalid MLP settings: {self}")
+
+
+def _check_ints(config: Any, **least: int) -> None:
+    """Each named field an integer (not a bool) of at least its given value."""
+    for name, low in least.items():
+        v = getattr(config, name)
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+            raise PredictorError(f"{type(config).__name__}.{name} must be an integer >= {low}; got {v!r}")
+
+
+def _check_alphas(config: Any) -> None:
+    alphas = config.alphas
+    if not alphas or not all(isinstance(a, (int, float)) and 0 < a < math.inf for a in alphas):
+        raise PredictorError(f"{type(config).__name__}.alphas must be finite penalties > 0; got {alphas!r}")
 
 
 class _Bagged(abc.ABC):
@@ -154,6 +171,9 @@ class _Bagged(abc.ABC):
 
     def __init__(self, config: Any = None, **overrides: Any) -> None:
         base = config or self.config_class()
+        if not isinstance(base, self.config_class):
+            raise PredictorError(f"{type(self).__name__} takes a {self.config_class.__name__}; "
+                                 f"got {type(base).__name__}")
         self.config = dataclasses.replace(base, **overrides) if overrides else base
         self._fitted = False
         self._n_features = 0
@@ -186,6 +206,7 @@ class _Bagged(abc.ABC):
         graphs = check_graphs(graphs)
         target = check_targets(graphs, y)
         feats = check_features(features, len(graphs))
+        self._fitted = False  # until the end: a fit that raises leaves no half-replaced model behind
         self._n_features = 0 if feats is None else feats.shape[1]
         x = self._encode(graphs, feats)
         self._width = x.shape[1]
@@ -193,6 +214,10 @@ class _Bagged(abc.ABC):
         n = len(graphs)
         bags = [np.arange(n)] if self.config.bags == 1 else [rng.integers(0, n, n) for _ in range(self.config.bags)]
         self._fit_models(x, target, bags)
+        for name, arr in self._state().items():
+            if not np.isfinite(arr).all():
+                raise PredictorError(f"{type(self).__name__}.fit: the fitted '{name}' has non-finite values "
+                                     "(inputs of too large a magnitude? a diverging fit?)")
         self._fitted = True
         return self
 
@@ -204,7 +229,11 @@ class _Bagged(abc.ABC):
         feats = check_features(features, len(graphs), width=self._n_features)
         if not graphs:
             return np.zeros(0), np.zeros(0)
-        preds = self._predict_models(self._encode(graphs, feats))  # (n, bags)
+        x = self._encode(graphs, feats)
+        if x.shape[1] != self._width:
+            raise PredictorError(f"{type(self).__name__}: the encoding has {x.shape[1]} columns; the model was "
+                                 f"fitted on {self._width} (a changed config?)")
+        preds = self._predict_models(x)  # (n, bags)
         return preds.mean(axis=1), preds.std(axis=1)
 
     def save(self, path: str | Path) -> None:
@@ -222,6 +251,11 @@ class _Bagged(abc.ABC):
             self._width = int(archive.scalars["width"])
         except (KeyError, TypeError, ValueError) as e:
             raise PredictorFileError(f"{path}: missing or invalid fitted scalar: {e!r}") from e
+        for name, arr in archive.arrays.items():
+            if not np.isfinite(arr).all():
+                raise PredictorFileError(f"{path}: {int((~np.isfinite(arr)).sum())} non-finite values in '{name}'")
+            if name.endswith("scale") and not (arr > 0).all():
+                raise PredictorFileError(f"{path}: the input scales '{name}' must be > 0")
         self._restore(archive.arrays, path)
         self._fitted = True
         return self

@@ -108,9 +108,14 @@ class TreeArrays:
         if missing:
             raise PredictorFileError(f"{path}: the tree arrays {missing} are missing under {prefix!r}")
         trees = cls(**{k: arrays[f"{prefix}/{k}"] for k in _FIELDS})
+        index = [k for k in ("left", "right", "feature", "roots", "tree_model")
+                 if not np.issubdtype(getattr(trees, k).dtype, np.integer)]
+        if index:
+            raise PredictorFileError(f"{path}: the tree index arrays {index} under {prefix!r} are not integers")
         n = trees.value.size
         ok = (
             all(getattr(trees, k).shape == (n,) for k in ("left", "right", "feature", "threshold"))
+            and trees.init.ndim == 1 and trees.roots.ndim == 1
             and trees.tree_model.shape == trees.roots.shape == trees.tree_weight.shape
             and int(max(trees.left.max(initial=-1), trees.right.max(initial=-1), trees.roots.max(initial=-1))) < n
             and (trees.tree_model.size == 0 or int(trees.tree_model.max()) < trees.init.size)

@@ -163,5 +163,92 @@ def test_encoding_mlp_predicts_its_torch_forward_pass(graphs) -> None:
 def test_encoding_mlp_settings_are_checked() -> None:
     for bad in ({"hidden": ()}, {"hidden": (0,)}, {"hidden": (64.5,)}, {"hidden": (True,)}, {"epochs": 0},
                 {"lr": 0.0}, {"weight_decay": -1.0}, {"bags": 0}):
-        with pytest.raises(PredictorError, match="invalid MLP settings"):
+        with pytest.raises(PredictorError, match=r"invalid MLP settings|MLPConfig\.(epochs|bags) must be"):
             EncodingMLP(**bad)
+
+
+@pytest.mark.parametrize(("cls", "bad", "message"), [
+    (GraphGBDT, {"buckets": 0}, "buckets must be an integer >= 1"),
+    (GraphGBDT, {"wl_rounds": -1}, "wl_rounds must be an integer >= 0"),
+    (GraphGBDT, {"min_samples_leaf": 0}, "min_samples_leaf must be"),
+    (GraphGBDT, {"bags": 2.5}, "bags must be an integer"),
+    (ZeroCostGBDT, {"learning_rate": -0.1}, "learning_rate > 0"),
+    (ZeroCostGBDT, {"learning_rate": float("nan")}, "learning_rate > 0"),
+    (TextRidge, {"alphas": (float("nan"),)}, "alphas must be finite penalties > 0"),
+    (CapacityRidge, {"alphas": (1.0, float("inf"))}, "alphas must be finite penalties > 0"),
+    (CapacityRidge, {"bags": True}, "bags must be an integer"),
+])
+def test_settings_are_checked(cls, bad, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(PredictorError, match=message):
+        cls(**bad)
+
+
+def test_a_config_of_another_baseline_is_refused() -> None:
+    from predictors.baselines import GBDTConfig, RidgeConfig
+
+    with pytest.raises(PredictorError, match="CapacityRidge takes a CapacityConfig; got RidgeConfig"):
+        CapacityRidge(RidgeConfig())
+    with pytest.raises(PredictorError, match="EncodingMLP takes a MLPConfig; got GBDTConfig"):
+        EncodingMLP(GBDTConfig())
+
+
+def test_a_failed_refit_leaves_no_fitted_model(graphs, targets, features) -> None:
+    """A refit that raises leaves a model that refuses to predict or save, not the old model read with
+    the new widths; a fit whose model comes out non-finite raises instead of predicting NaN."""
+    zc = ZeroCostGBDT(n_estimators=5, bags=2).fit(graphs[TRAIN], targets[TRAIN], features=features[TRAIN])
+    with pytest.raises(PredictorError, match="zero-cost proxy scores"):
+        zc.fit(graphs[TRAIN], targets[TRAIN])
+    with pytest.raises(PredictorError, match="before fit"):
+        zc.predict(graphs[TEST], features=features[TEST])
+    with pytest.raises(PredictorError, match="unfitted"):
+        zc.save("never-written.nasp")
+    mlp = EncodingMLP(epochs=3).fit(graphs[TRAIN], targets[TRAIN], features=features[TRAIN])
+    with pytest.raises(PredictorError, match=r"EncodingMLP\.fit: the fitted 'w0' has non-finite values"):
+        EncodingMLP(mlp.config, lr=1e30).fit(graphs[TRAIN], targets[TRAIN], features=features[TRAIN])  # diverges
+    huge = features[TRAIN, :1] * 1e300  # finite; its squares are not
+    ridge = CapacityRidge(bags=1).fit(graphs[TRAIN], targets[TRAIN], features=huge)
+    assert np.isfinite(ridge._coef).all() and ridge._scaler.scale[2] > 1e299
+
+
+def test_standardizing_columns_of_large_magnitude() -> None:
+    """Scales of columns near 1e200 (proxy scores reach that) do not overflow to the fallback of 1."""
+    from predictors.base import Standardizer
+
+    x = np.array([[1.0e200, 1.0], [2.0e200, 3.0], [4.0e200, np.nan]])
+    s = Standardizer.fit(x)
+    np.testing.assert_allclose(s.mean, [7.0e200 / 3, 2.0], rtol=1e-12)
+    np.testing.assert_allclose(s.scale, [np.std([1.0, 2.0, 4.0]) * 1e200, 1.0], rtol=1e-12)
+    np.testing.assert_allclose(s.transform(x)[:, 0], (np.array([1.0, 2.0, 4.0]) - 7 / 3) / np.std([1.0, 2.0, 4.0]),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize(("cls", "settings", "poison"), [
+    (CapacityRidge, {}, "coef"), (CapacityRidge, {}, "scale"), (GraphGBDT, {"n_estimators": 5}, "trees/value"),
+    (GraphGBDT, {"n_estimators": 5}, "fill"), (EncodingMLP, {"epochs": 5}, "w0"),
+])
+def test_load_refuses_non_finite_or_non_positive_arrays(cls, settings, poison, graphs, targets, features,
+                                                        tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from nas.errors import PredictorFileError
+    from predictors.base import read_archive, write_archive
+
+    kw = {"features": features[TRAIN]} if cls is EncodingMLP else {}
+    cls(**settings).fit(graphs[TRAIN], targets[TRAIN], **kw).save(tmp_path / "a.nasp")
+    archive = read_archive(tmp_path / "a.nasp")
+    arr = archive.arrays[poison].astype(np.float64)
+    arr.flat[0] = 0.0 if poison == "scale" else np.nan
+    archive.arrays[poison] = arr.astype(archive.arrays[poison].dtype)
+    write_archive(tmp_path / "b.nasp", archive)
+    with pytest.raises(PredictorFileError, match=f"'{poison}'"):
+        cls.load(tmp_path / "b.nasp")
+
+
+def test_predict_checks_the_encoding_width(graphs, targets, tmp_path) -> None:
+    """A file whose config was edited to another encoding width is refused by name at predict."""
+    from predictors.base import read_archive, write_archive
+
+    TextRidge(n_features=64, bags=1).fit(graphs[TRAIN], targets[TRAIN]).save(tmp_path / "a.nasp")
+    archive = read_archive(tmp_path / "a.nasp")
+    archive.config["n_features"] = 128
+    write_archive(tmp_path / "b.nasp", archive)
+    with pytest.raises(PredictorError, match="the encoding has 128 columns; the model was fitted on 64"):
+        TextRidge.load(tmp_path / "b.nasp").predict(graphs[TEST])

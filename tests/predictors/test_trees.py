@@ -41,3 +41,8 @@ def test_round_trip_through_arrays_and_validation() -> None:
         # the second is a loop (a node its own child), which would walk forever
         with pytest.raises(PredictorFileError, match="inconsistent"):
             TreeArrays.from_arrays("t", {**arrays, f"t/{field}": value}, "mem")
+    for field, value in (("init", arrays["t/init"][:, None]), ("roots", arrays["t/roots"][:, None])):
+        with pytest.raises(PredictorFileError, match="inconsistent"):
+            TreeArrays.from_arrays("t", {**arrays, f"t/{field}": value}, "mem")
+    with pytest.raises(PredictorFileError, match=r"index arrays \['left'\] under 't' are not integers"):
+        TreeArrays.from_arrays("t", {**arrays, "t/left": arrays["t/left"].astype(np.float64)}, "mem")
