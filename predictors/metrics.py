@@ -1,8 +1,11 @@
 """How predictions are scored (BENCHMARKS.md): rank quality for accuracy, relative error for latency.
 
 * :func:`rank_metrics`: Spearman's ρ, Kendall's τ (``tau-b``, scipy) and precision@top-``frac``, the
-  share of the truly best ``ceil(frac * n)`` architectures that are also among the predicted best
-  ``ceil(frac * n)`` (ties in the truth broken by row order, as a sort does).
+  share of the truly best ``k = ceil(frac * n)`` architectures that are also among the predicted best
+  ``k``. Where ties straddle the ``k``-th place (in the truth or in the predictions), the tied rows
+  share the remaining places equally: precision is the expected share when ties are broken at
+  random, so it does not depend on row order (a constant prediction scores ``k / n``, chance).
+  Constant predictions or truth have no rank correlation: a :class:`~nas.errors.PredictorError`.
 * :func:`latency_metrics`: the share of predictions within ±10% of the truth (nn-Meter's metric,
   ``|p / y - 1| <= 0.1``), RMSE in the unit of ``y``, and Spearman's ρ.
 """
@@ -27,20 +30,37 @@ def _pair(pred: npt.ArrayLike, truth: npt.ArrayLike) -> tuple[np.ndarray, np.nda
     return p, t
 
 
+def _in_top(v: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the chance that it is among the ``k`` largest of ``v`` when ties are broken at random."""
+    kth = np.sort(v)[::-1][k - 1]
+    above, tied = v > kth, v == kth
+    out = above.astype(np.float64)
+    out[tied] = (k - int(above.sum())) / int(tied.sum())
+    return out
+
+
 def precision_at_top(pred: npt.ArrayLike, truth: npt.ArrayLike, frac: float = 0.05) -> float:
-    """Share of the true top ``ceil(frac * n)`` found in the predicted top ``ceil(frac * n)``."""
+    """Share of the true top ``ceil(frac * n)`` found in the predicted top ``ceil(frac * n)``; ties
+    at the cut are shared (see the module docstring)."""
     p, t = _pair(pred, truth)
+    if not 0 < frac <= 1:
+        raise PredictorError(f"precision at the top needs 0 < frac <= 1; got {frac}")
     k = max(1, math.ceil(round(frac * p.size, 9)))  # 0.07 * 100 is 7.000000000000001 in floats
-    top_true = set(np.argsort(-t, kind="stable")[:k].tolist())
-    top_pred = set(np.argsort(-p, kind="stable")[:k].tolist())
-    return len(top_true & top_pred) / k
+    return float(_in_top(t, k) @ _in_top(p, k)) / k
+
+
+def _correlations(p: np.ndarray, t: np.ndarray) -> tuple[float, float]:
+    for name, v in (("predictions", p), ("true values", t)):
+        if (v == v[0]).all():
+            raise PredictorError(f"the {v.size} {name} are all equal ({v[0]}): a rank correlation is undefined")
+    return float(stats.spearmanr(p, t)[0]), float(stats.kendalltau(p, t)[0])
 
 
 def rank_metrics(pred: npt.ArrayLike, truth: npt.ArrayLike, frac: float = 0.05) -> dict[str, float]:
     """``{"spearman", "kendall", "precision_at_5pct"}`` (the key names ``frac`` in percent)."""
     p, t = _pair(pred, truth)
-    return {"spearman": float(stats.spearmanr(p, t)[0]), "kendall": float(stats.kendalltau(p, t)[0]),
-            f"precision_at_{round(frac * 100):d}pct": precision_at_top(p, t, frac)}
+    rho, tau = _correlations(p, t)
+    return {"spearman": rho, "kendall": tau, f"precision_at_{round(frac * 100):d}pct": precision_at_top(p, t, frac)}
 
 
 def latency_metrics(pred: npt.ArrayLike, truth: npt.ArrayLike, tolerance: float = 0.10) -> dict[str, float]:
@@ -49,4 +69,4 @@ def latency_metrics(pred: npt.ArrayLike, truth: npt.ArrayLike, tolerance: float 
     if (t <= 0).any():
         raise PredictorError("relative latency error needs positive true latencies")
     return {f"within_{round(tolerance * 100):d}pct": float(np.mean(np.abs(p - t) <= tolerance * t)),
-            "rmse": float(np.sqrt(np.mean((p - t) ** 2))), "spearman": float(stats.spearmanr(p, t)[0])}
+            "rmse": float(np.sqrt(np.mean((p - t) ** 2))), "spearman": _correlations(p, t)[0]}

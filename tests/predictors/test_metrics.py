@@ -24,6 +24,46 @@ def test_precision_at_top_by_hand() -> None:
     assert precision_at_top(pred, truth, frac=0.07) == pytest.approx(6 / 7)
 
 
+def _precision_by_every_tie_break(pred: np.ndarray, truth: np.ndarray, frac: float) -> float:
+    """The plain definition averaged over every pair of row orders: sort (stable) with the rows
+    permuted, take the top k of each, count the overlap."""
+    import itertools
+    import math
+
+    k = max(1, math.ceil(frac * pred.size))
+    perms = [np.array(q) for q in itertools.permutations(range(pred.size))]
+    total = 0.0
+    for a in perms:
+        top_t = set(a[np.argsort(-truth[a], kind="stable")[:k]].tolist())
+        for b in perms:
+            total += len(top_t & set(b[np.argsort(-pred[b], kind="stable")[:k]].tolist())) / k
+    return total / len(perms) ** 2
+
+
+@pytest.mark.parametrize(("pred", "truth", "frac"), [
+    ([1.0, 1.0, 1.0, 1.0, 1.0], [1.0, 2.0, 3.0, 4.0, 5.0], 0.4),  # constant: chance, k / n
+    ([5.0, 4.0, 4.0, 4.0, 1.0], [1.0, 2.0, 3.0, 4.0, 5.0], 0.4),  # three tied for the second place
+    ([3.0, 2.0, 2.0, 1.0, 0.0], [2.0, 2.0, 1.0, 2.0, 0.0], 0.4),  # ties in both
+    ([0.5, 0.1, 0.9, 0.3, 0.7], [3.0, 1.0, 2.0, 2.0, 0.0], 0.6),
+])
+def test_precision_shares_ties_as_random_tie_breaks_would(pred, truth, frac) -> None:  # type: ignore[no-untyped-def]
+    p, t = np.array(pred), np.array(truth)
+    assert precision_at_top(p, t, frac) == pytest.approx(_precision_by_every_tie_break(p, t, frac), rel=1e-12)
+    assert precision_at_top(p[::-1], t[::-1], frac) == pytest.approx(precision_at_top(p, t, frac), rel=1e-12)
+    assert precision_at_top(np.ones(5), t, 0.4) == pytest.approx(2 / 5)
+
+
+def test_undefined_metrics_are_errors() -> None:
+    truth = np.array([1.0, 2.0, 3.0, 4.0])
+    with pytest.raises(PredictorError, match="the 4 predictions are all equal"):
+        rank_metrics(np.full(4, 0.3), truth)
+    with pytest.raises(PredictorError, match="the 4 true values are all equal"):
+        latency_metrics(truth, np.full(4, 2.0))
+    for frac in (0.0, -1.0, 2.0, float("nan")):
+        with pytest.raises(PredictorError, match="0 < frac <= 1"):
+            precision_at_top(truth, truth, frac)
+
+
 def test_rank_metrics() -> None:
     truth = np.array([1.0, 2.0, 3.0, 4.0])
     m = rank_metrics(truth * 10, truth)
