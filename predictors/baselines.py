@@ -3,7 +3,8 @@ capacity, the space's own encoding.
 
 Five registered predictors, each a bag of ``bags`` models fitted on bootstrap resamples of the
 fitting set; ``mean`` is the bag average and ``std`` the spread across the bags (Breiman, "Bagging
-Predictors", Machine Learning 1996).
+Predictors", Machine Learning 1996). With ``bags=1`` the one model is fitted on the whole set, and
+``std`` is 0.
 
 * ``zc_gbdt``: gradient-boosted trees on zero-cost proxy scores given as ``features`` ``(n, f)``,
   as in NAS-Bench-Suite-Zero (Krishnakumar et al., NeurIPS 2022 Datasets and Benchmarks), which fits
