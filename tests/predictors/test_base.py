@@ -97,7 +97,13 @@ def test_save_load_identical_in_a_fresh_process(fitted, graphs, features, tmp_pa
             out[name + ".mean"], out[name + ".std"] = mean, std
         np.savez(root / "fresh.npz", **out)
     """)
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=REPO_ROOT, timeout=300)
+    # another string-hash seed than this process's: an encoding that leaned on hash() would show here
+    import os
+
+    current = os.environ.get("PYTHONHASHSEED", "random")
+    seed = str(int(current) + 1) if current.isdigit() else "12345"
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=REPO_ROOT, timeout=300,
+                   env={**os.environ, "PYTHONHASHSEED": seed})
     fresh = np.load(tmp_path / "fresh.npz")
     for name, (mean, std) in expected.items():
         np.testing.assert_array_equal(fresh[name + ".mean"], mean, err_msg=name)
