@@ -312,6 +312,7 @@ class GennapePredictor:
         graphs = check_graphs(graphs)
         target = check_targets(graphs, y, minimum=max(2, cfg.clusters))
         feats = check_features(features, len(graphs))
+        self._fitted = False  # until the end: a fit that raises leaves no half-replaced model behind
         if not self._pretrained and cfg.pretrain_epochs > 0:
             self.pretrain(graphs)
         self._n_features = 0 if feats is None else feats.shape[1]
@@ -394,13 +395,16 @@ class GennapePredictor:
         if any(m.tuned is not None and m.tuned_source is None for m in self._members):
             raise PredictorError("GennapePredictor.adapt: this predictor's fine-tuned encoders were saved without "
                                  "their statistics on the fitting graphs (an older file); fit it again to adapt it")
-        self._in_scaler = self._fit_in_scaler(self._side_inputs(graphs, feats))
-        with torch_threads(self.config.threads), torch.no_grad():
+        in_scaler = self._fit_in_scaler(self._side_inputs(graphs, feats))
+        with torch_threads(self.config.threads), torch.no_grad():  # all computed, then all set (or nothing)
             data = [graph_data(g) for g in graphs]
-            for member in self._members:
-                member.scaler = Standardizer.fit(_embed(member.encoder, data))
-                if member.tuned is not None:
-                    member.tuned_target = Standardizer.fit(_embed(member.tuned, data))
+            scalers = [(Standardizer.fit(_embed(m.encoder, data)),
+                        None if m.tuned is None else Standardizer.fit(_embed(m.tuned, data))) for m in self._members]
+        self._in_scaler = in_scaler
+        for member, (scaler, tuned_target) in zip(self._members, scalers, strict=True):
+            member.scaler = scaler
+            if tuned_target is not None:
+                member.tuned_target = tuned_target
         return self
 
     def finetune(self, graphs: Sequence[ArchGraph], y: npt.ArrayLike, *, features: npt.ArrayLike | None = None,

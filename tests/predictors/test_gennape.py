@@ -40,6 +40,24 @@ def test_a_broken_encoder_is_an_error_not_zero_embeddings(graphs, targets) -> No
         model.predict(graphs[16:])
 
 
+def test_a_failed_refit_or_adapt_changes_nothing_half_way(graphs, targets) -> None:
+    """A refit that raises leaves a predictor that refuses to predict; an adapt that raises (the last
+    member's encoder broken) leaves every member's statistics as they were."""
+    model = fast(members=2).fit(graphs[:16], targets[:16])
+    before = model.predict(graphs[16:])
+    with torch.no_grad():
+        next(model._members[1].encoder.parameters()).fill_(float("nan"))
+    saved = [m.scaler for m in model._members], model._in_scaler
+    with pytest.raises(PredictorError, match="non-finite embeddings"):
+        model.adapt(graphs[8:])
+    assert [m.scaler for m in model._members] == saved[0] and model._in_scaler is saved[1]
+    with pytest.raises(PredictorError, match="non-finite embeddings"):
+        model.fit(graphs[:16], targets[:16])
+    with pytest.raises(PredictorError, match="before fit"):
+        model.predict(graphs[16:])
+    assert np.isfinite(before[0]).all()
+
+
 def loss_loop(pred: np.ndarray, y: np.ndarray, u: np.ndarray, cfg: GennapeConfig) -> float:
     """The docstring's per-head loss, summed over heads, written with loops."""
     n, k = pred.shape
