@@ -554,14 +554,37 @@ def _zc_pair(r: Runner, m: str, source: str, source_archs: list[str], target: st
     return zc_transfer_features(r, source, source_archs), zc_transfer_features(r, target, target_archs)
 
 
+def transfer_method(m: str) -> tuple[str, list[str]]:
+    """``(NAME, EXTRAS)`` of a zero-shot method: a registered predictor with the extras ``zc`` and
+    ``adapt`` (the latter for a predictor that has ``adapt``), in that order; ValueError otherwise."""
+    from predictors import PREDICTORS
+
+    name, *extras = m.split("+")
+    if name not in PREDICTORS or extras not in ([], ["zc"], ["adapt"], ["zc", "adapt"]):
+        raise ValueError(f"unknown zero-shot method {m!r}: NAME, NAME+adapt, NAME+zc or NAME+zc+adapt with NAME "
+                         f"one of {', '.join(PREDICTORS.names())}")
+    if "adapt" in extras and not callable(getattr(PREDICTORS.get(name), "adapt", None)):
+        raise ValueError(f"{m!r}: {name} has no adapt")
+    return name, extras
+
+
+def latency_method(m: str) -> tuple[str, str]:
+    """``(NAME, EXTRA)`` of a latency method: a registered predictor, ``EXTRA`` "" or "geno"; ValueError otherwise."""
+    from predictors import PREDICTORS
+
+    name, _, extra = m.partition("+")
+    if extra not in ("", "geno") or name not in PREDICTORS:
+        raise ValueError(f"unknown latency method {m!r}: NAME or NAME+geno with NAME one of "
+                         f"{', '.join(PREDICTORS.names())}")
+    return name, extra
+
+
 def _transfer(m: str, s: int, train: Sequence[Any], y: np.ndarray, test: Sequence[Any],
               f_train: np.ndarray | None = None, f_test: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Predictions for another space's ``test`` graphs (with ``f_train``/``f_test`` as features when
     given); ``+adapt`` re-standardizes the predictor's inputs on the (unlabelled) test graphs first
     (:meth:`~predictors.gennape.GennapePredictor.adapt`)."""
-    name, *extras = m.split("+")
-    if set(extras) - {"adapt", "zc"}:
-        raise ValueError(f"unknown transfer method {m!r}: NAME, NAME+adapt, NAME+zc or NAME+zc+adapt")
+    name, extras = transfer_method(m)
     if "adapt" not in extras:
         return fit_predict(name, s, train, y, test, f_train, f_test)
     t = time.perf_counter()
@@ -721,9 +744,7 @@ def _literal_ceiling(device: str, r: Runner) -> dict[str, Any]:
 def _fit_latency(m: str, s: int, archs: Sequence[str], graphs: Sequence[Any], y: np.ndarray,
                  train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, float]:
     """Predictions of method ``m`` (``NAME`` or ``NAME+geno``) for rows ``test``, fitted on rows ``train``."""
-    name, _, extra = m.partition("+")
-    if extra not in ("", "geno"):
-        raise ValueError(f"unknown latency method {m!r}: NAME or NAME+geno")
+    name, extra = latency_method(m)
     from predictors.data import genotype_onehot
 
     feats = genotype_onehot("nb201", archs) if extra else None
@@ -921,7 +942,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--zc-ns", default="50,100,200", help="training sizes of curves_zc")
     p.add_argument("--seeds", type=int, default=5, help="seeds per setting (default 5)")
     p.add_argument("--n-test", type=int, default=1000, help="held-out architectures (default 1000)")
-    p.add_argument("--methods", default=",".join(CURVE_METHODS), help="methods of the curves and zero-shot runs")
+    p.add_argument("--methods", default=",".join(CURVE_METHODS),
+                   help="methods of the curves (NAME, NAME+geno, NAME+zc, proxy+zc)")
     p.add_argument("--latency-methods",
                    default="kernel_latency,kernel_latency+geno,gp_latency,gp_latency+geno,graph_gbdt,gennape",
                    help="latency predictors; NAME+geno adds the literal genotype's one-hot as features")
@@ -972,12 +994,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(str(err))
     seeds = list(range(args.seeds))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if "curves" in experiments:
-        try:
-            for m in methods:
-                curve_method(m)
-        except ValueError as err:
-            p.error(str(err))
+    zs_methods = [m.strip() for m in args.zs_methods.split(",") if m.strip()]
+    latency_methods = [m.strip() for m in args.latency_methods.split(",") if m.strip()]
+    try:  # every method named, before anything runs
+        for check, names in ((curve_method, methods if "curves" in experiments else []),
+                             (transfer_method, zs_methods if "zeroshot" in experiments else []),
+                             (latency_method, latency_methods if "latency" in experiments else [])):
+            for m in names:
+                check(m)
+    except ValueError as err:
+        p.error(str(err))
     r = Runner(args)
     t0 = time.perf_counter()
     for e in [] if args.summary_only else experiments:
@@ -986,11 +1012,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif e == "curves_zc":
             run_curves_zc(r, [int(x) for x in args.zc_ns.split(",")], seeds)
         elif e == "zeroshot":
-            run_zeroshot(r, seeds, [m.strip() for m in args.zs_methods.split(",") if m.strip()], directions)
+            run_zeroshot(r, seeds, zs_methods, directions)
         elif e == "ablations":
             run_ablations(r, seeds, args.ablation_n)
         else:
-            run_latency(r, seeds, [m.strip() for m in args.latency_methods.split(",")], args.latency_n,
+            run_latency(r, seeds, latency_methods, args.latency_n,
                         [d.strip() for d in args.devices.split(",") if d.strip()])
     rank = ("spearman", "kendall", "precision_at_5pct", "spearman_distinct", "n_distinct")
     lat = ("within_10pct", "rmse", "spearman", "fit_within_10pct", "opcount_linear_within_10pct")

@@ -264,6 +264,25 @@ def test_curve_methods_are_checked_before_any_run() -> None:
         bp.main(["--experiments", "curves", "--methods", "gennape,proxy+geno"])
 
 
+def test_zero_shot_and_latency_methods_are_checked_before_any_run(capsys: pytest.CaptureFixture[str]) -> None:
+    import benchmarks.predictors as bp
+
+    assert bp.transfer_method("capacity_ridge+zc+adapt") == ("capacity_ridge", ["zc", "adapt"])
+    assert bp.latency_method("gp_latency+geno") == ("gp_latency", "geno")
+    for bad, match in (("gennape+adapt+zc", "unknown zero-shot method"), ("gennap", "unknown zero-shot method"),
+                       ("graph_gbdt+adapt", "graph_gbdt has no adapt")):
+        with pytest.raises(ValueError, match=match):
+            bp.transfer_method(bad)
+    for bad in ("gp_latncy", "gp_latency+zc"):
+        with pytest.raises(ValueError, match="unknown latency method"):
+            bp.latency_method(bad)
+    for argv, message in ((["--experiments", "zeroshot", "--zs-methods", "capacity_ridge,gennap"], "'gennap'"),
+                          (["--experiments", "latency", "--latency-methods", "gp_latncy"], "'gp_latncy'")):
+        with pytest.raises(SystemExit):
+            bp.main(argv)
+        assert message in capsys.readouterr().err
+
+
 def test_feature_caches_of_two_npz_files_do_not_share_a_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``npz:PATH`` is made safe for a file name, which can map two paths to one name; a digest of the
     exact path keeps their caches apart."""
