@@ -278,10 +278,15 @@ class PredictedLatency:
     def __init__(self, path: str | Path, data_dir: str | Path | None = None) -> None:
         from predictors import load_predictor
         from predictors.base import provenance
+        from predictors.data import is_latency_target
         from predictors.features import saved_spec
 
         self.path = Path(path)
         self.predictor = load_predictor(self.path)
+        target = provenance(self.path).get("target")
+        if isinstance(target, str) and not is_latency_target(target):  # files fitted in Python record none
+            raise SearchError(f"{self.path} predicts {target}, not a latency: as a search objective it is "
+                              f"--objective predictor:{self.path}")
         config = getattr(self.predictor, "config", None)
         self.unit = str(getattr(config, "unit", "ms"))
         self.device = str(getattr(config, "label", "") or self.path.name)

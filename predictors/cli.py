@@ -144,10 +144,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _is_latency(target: str) -> bool:
-    return target == "measured" or target.startswith("latency:")
-
-
 def _workdir(args: argparse.Namespace) -> Path:
     return Path(args.workdir) if args.workdir else Path.home() / ".cache" / "nas" / "measured"
 
@@ -228,13 +224,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from nas.errors import PredictorError
     from predictors import PREDICTORS
-    from predictors.data import canonical_space, labelled, split
+    from predictors.data import canonical_space, is_latency_target, labelled, split
     from predictors.features import FeatureSpec
 
     torch.set_num_threads(args.threads)
     space = canonical_space(args.space)
     target = _normalize_target(space, args.target, args.data_dir)
-    latency = _is_latency(target)
+    latency = is_latency_target(target)
     default = (MEASURED_DEFAULT if target == "measured" else LATENCY_DEFAULT) if latency else ACCURACY_DEFAULT
     name = args.predictor or default
     if name not in PREDICTORS:
@@ -309,7 +305,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from nas.errors import PredictorError
     from predictors import load_predictor
     from predictors.base import provenance
-    from predictors.data import canonical_space, labelled, split
+    from predictors.data import canonical_space, is_latency_target, labelled, split
     from predictors.features import saved_spec
     from predictors.gennape import GennapePredictor
 
@@ -321,7 +317,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         raise PredictorError(f"--adapt-n must be >= 0; got {args.adapt_n}")
     space = canonical_space(args.space)
     target = args.target or ("cifar10_test_acc" if space == "nb201" else "val_accuracy")
-    if _is_latency(target):
+    if is_latency_target(target):
         raise PredictorError(f"finetune takes an accuracy target; got {target!r}")
     base = labelled(space, target, args.data_dir)
     rows, _ = split(len(base), args.n, 0, args.seed)
@@ -353,7 +349,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from nas.errors import PredictorError
     from predictors import load_predictor
     from predictors.base import provenance
-    from predictors.data import canonical_space, labelled
+    from predictors.data import canonical_space, is_latency_target, labelled
     from predictors.features import saved_spec
     from predictors.metrics import latency_metrics, rank_metrics
 
@@ -379,7 +375,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     spec = saved_spec(predictor, info, where=args.model, space=space)
     mean, std = predictor.predict(graphs, features=_features(spec, graphs, archs, args))
     metrics = rank_metrics(mean, y)
-    if _is_latency(target):
+    if is_latency_target(target):
         metrics.update(latency_metrics(mean, y))
     result = {"model": str(args.model), "space": space, "target": target, "n_test": int(rows.size),
               "excluded_training": len(drawn), "metrics": metrics, "mean_std": float(np.mean(std))}

@@ -66,6 +66,11 @@ class Labelled:
         return len(self.archs)
 
 
+def is_latency_target(target: str) -> bool:
+    """A target in milliseconds: ``measured`` (onnxruntime here) or ``latency:DEVICE`` (a device table)."""
+    return target == "measured" or target.startswith("latency:")
+
+
 def canonical_space(space: str) -> str:
     """``nb201``, ``nb101`` or ``nb301`` (``darts`` is ``nb301``)."""
     name = SPACE_ALIASES.get(space, space)

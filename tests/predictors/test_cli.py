@@ -98,6 +98,10 @@ def test_latency_predictor_in_search(tmp_path: Path, data_dir, capsys) -> None:
     assert best["costs"]["predicted"] == pytest.approx(float(load_predictor(lat).predict([g])[0][0]))
     lines = [json.loads(x) for x in (tmp_path / "run" / "candidates.jsonl").read_text().splitlines()]
     assert all(np.isfinite(x["value"]) for x in lines if x["status"] == "evaluated")
+    # the accuracy predictor as a cost model would read accuracies as milliseconds: refused by name
+    assert main(["search", "--strategy", "random", "--budget", "2", "--objective", "params", "--latency",
+                 f"predicted:{acc}", "--max-latency-ms", "90", "--out", str(tmp_path / "run2")]) == 2
+    assert "predicts cifar10_test_acc, not a latency" in capsys.readouterr().err
 
 
 def test_train_on_measured_latency_in_passes(tmp_path: Path, data_dir, capsys, monkeypatch) -> None:
