@@ -436,6 +436,7 @@ class GennapePredictor:
                                  "feature columns; pass the graphs' features too")
         if epochs is not None and epochs < 1:
             raise PredictorError(f"finetune epochs must be >= 1; got {epochs}")
+        self._fitted = False  # until the end: a fine-tuning that raises leaves no half-tuned heads in use
         self._y_mean, self._y_scale = float(target.mean()), float(target.std()) or 1.0
         yz = torch.from_numpy((target - self._y_mean) / self._y_scale).float()
         side = torch.from_numpy(self._scaled(self._side_inputs(graphs, feats))).float()
@@ -447,6 +448,7 @@ class GennapePredictor:
                 if member.tuned is not None:  # the heads read the fine-tuned encoder's embedding
                     z = member.tuned_inputs(data)
                 self._train_heads(member, torch.from_numpy(z).float(), side, yz, u, epochs=epochs)
+        self._fitted = True
         return self
 
     def memberships(self, graphs: Sequence[ArchGraph]) -> FloatArray:

@@ -41,8 +41,8 @@ def test_a_broken_encoder_is_an_error_not_zero_embeddings(graphs, targets) -> No
 
 
 def test_a_failed_refit_or_adapt_changes_nothing_half_way(graphs, targets) -> None:
-    """A refit that raises leaves a predictor that refuses to predict; an adapt that raises (the last
-    member's encoder broken) leaves every member's statistics as they were."""
+    """A refit or fine-tuning that raises leaves a predictor that refuses to predict; an adapt that
+    raises (the last member's encoder broken) leaves every member's statistics as they were."""
     model = fast(members=2).fit(graphs[:16], targets[:16])
     before = model.predict(graphs[16:])
     with torch.no_grad():
@@ -51,6 +51,11 @@ def test_a_failed_refit_or_adapt_changes_nothing_half_way(graphs, targets) -> No
     with pytest.raises(PredictorError, match="non-finite embeddings"):
         model.adapt(graphs[8:])
     assert [m.scaler for m in model._members] == saved[0] and model._in_scaler is saved[1]
+    with pytest.raises(PredictorError, match="non-finite embeddings"):
+        model.finetune(graphs[:8], targets[:8], epochs=1)
+    with pytest.raises(PredictorError, match="before fit"):
+        model.predict(graphs[16:])
+    model._fitted = True  # as it was, to try the refit
     with pytest.raises(PredictorError, match="non-finite embeddings"):
         model.fit(graphs[:16], targets[:16])
     with pytest.raises(PredictorError, match="before fit"):
