@@ -371,8 +371,9 @@ class KernelLatency:
             mean, std = self._gp.predict(self._gp_rows(x))
             mean = np.maximum(mean, 0.0)
         else:
-            preds = x @ self._coef.T + self._intercept  # (n, bags)
-            mean, std = np.maximum(preds.mean(axis=1), 0.0), preds.std(axis=1)
+            with np.errstate(invalid="ignore", over="ignore"):  # a non-finite result raises below
+                preds = x @ self._coef.T + self._intercept  # (n, bags)
+                mean, std = np.maximum(preds.mean(axis=1), 0.0), preds.std(axis=1)
         bad = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(std)))
         if bad.size:  # never clip -inf to 0 ms: a cost model would pass every limit
             raise PredictorError(f"{self.name}: non-finite prediction for {bad.size} of {len(graphs)} graphs "
