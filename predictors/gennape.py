@@ -85,6 +85,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -595,6 +596,13 @@ class GennapePredictor:
         per_member = ["centres", "emb_mean", "emb_scale"]
         require(archive, ["in_mean", "in_scale"] + [f"m{k}/{n}" for k in range(config.members) for n in per_member],
                 path)
+        if not (math.isfinite(y_mean) and math.isfinite(y_scale) and y_scale > 0):
+            raise PredictorFileError(f"{path}: invalid target statistics y_mean={y_mean}, y_scale={y_scale}")
+        for name, arr in archive.arrays.items():  # weights and statistics: finite, scales positive
+            if not np.isfinite(arr).all():
+                raise PredictorFileError(f"{path}: {int((~np.isfinite(arr)).sum())} non-finite values in '{name}'")
+            if name.endswith("scale") and not (arr > 0).all():
+                raise PredictorFileError(f"{path}: the scales '{name}' must be > 0")
         self = cls(config)
         a = archive.arrays
         side = (len(GLOBAL_FEATURES) if config.use_globals else 0) + n_features

@@ -342,7 +342,8 @@ def test_robust_features_save_and_load(graphs, targets, features, tmp_path: Path
 
 def test_load_refuses_inputs_that_no_longer_line_up(graphs, targets, features, tmp_path: Path) -> None:
     """A file whose graph-level feature list differs from this version's, or whose input statistics do
-    not match its feature width, would feed the heads the wrong columns: loading refuses it."""
+    not match its feature width, would feed the heads the wrong columns: loading refuses it, as it
+    refuses non-finite weights, scales <= 0 and invalid target statistics."""
     from nas.errors import PredictorFileError
     from predictors.base import Archive, read_archive, write_archive
 
@@ -356,6 +357,16 @@ def test_load_refuses_inputs_that_no_longer_line_up(graphs, targets, features, t
     write_archive(tmp_path / "narrower.zip", Archive(a.predictor, a.config, narrower, a.arrays))
     with pytest.raises(PredictorFileError, match="input statistics of width"):
         GennapePredictor.load(tmp_path / "narrower.zip")
+    weight = next(k for k in a.arrays if k.startswith("m0/heads/"))
+    for name, value in ((weight, np.nan), ("m0/emb_scale", 0.0), ("in_scale", -1.0)):
+        arr = a.arrays[name].copy()
+        arr.flat[0] = value
+        write_archive(tmp_path / "bad.zip", Archive(a.predictor, a.config, a.scalars, {**a.arrays, name: arr}))
+        with pytest.raises(PredictorFileError, match=f"'{name}'"):
+            GennapePredictor.load(tmp_path / "bad.zip")
+    write_archive(tmp_path / "bad.zip", Archive(a.predictor, a.config, {**a.scalars, "y_scale": 0.0}, a.arrays))
+    with pytest.raises(PredictorFileError, match="invalid target statistics"):
+        GennapePredictor.load(tmp_path / "bad.zip")
 
 
 def test_a_file_from_before_the_feature_settings_loads_as_it_was_fitted(graphs, targets, features,
