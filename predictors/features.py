@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +135,8 @@ class FeatureSpec:
         from nas.errors import ProxyError
         from proxies import engine
 
-        batch = _load_batch(self.data, self.batch, self.seed, None if data_dir is None else str(data_dir))
+        batch = _load_batch(self.data, self.batch, self.seed, None if data_dir is None else str(data_dir),
+                            os.environ.get("NAS_DATA"))
         try:
             results = engine.score_graphs(graphs, batch, list(self.proxies), seed=self.seed, workers=workers,
                                           progress=progress)
@@ -157,8 +159,9 @@ class FeatureSpec:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_batch(data: str, batch: int, seed: int, data_dir: str | None) -> Any:
-    # one batch serves every graph of a search; proxies do not modify it
+def _load_batch(data: str, batch: int, seed: int, data_dir: str | None, env: str | None) -> Any:
+    # one batch serves every graph of a search; proxies do not modify it. ``env`` ($NAS_DATA, which
+    # load_batch reads) is in the key: a process that points it elsewhere reads the other data
     from nas.data import load_batch
 
     return load_batch(data, batch, seed=seed, data_dir=data_dir)

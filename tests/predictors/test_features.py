@@ -126,5 +126,5 @@ def test_zc_features_read_the_cifar10_test_images(data_dir, monkeypatch) -> None
                                   got)
     monkeypatch.setenv("NAS_DATA", str(data_dir / "no-such-folder"))
     monkeypatch.setenv("HOME", str(data_dir / "no-such-home"))
-    with pytest.raises(DataError, match="CIFAR-10 not found"):
-        FeatureSpec("zc", proxies=("synflow",), batch=8, seed=3).compute(graphs)
+    with pytest.raises(DataError, match="CIFAR-10 not found"):  # the same batch asked again: not a cached one
+        FeatureSpec("zc", proxies=("synflow", "nwot"), batch=8, seed=2).compute(graphs)
