@@ -1,7 +1,7 @@
 """Baseline predictors on fixed-length inputs: zero-cost proxies, a generic graph encoding, text n-grams,
 capacity, the space's own encoding.
 
-Six registered predictors, each a bag of ``bags`` models fitted on bootstrap resamples of the
+Five registered predictors, each a bag of ``bags`` models fitted on bootstrap resamples of the
 fitting set; ``mean`` is the bag average and ``std`` the spread across the bags (Breiman, "Bagging
 Predictors", Machine Learning 1996). With ``bags=1`` the one model is fitted on the whole set, and
 ``std`` is 0.
@@ -21,10 +21,6 @@ Predictors", Machine Learning 1996). With ``bags=1`` the one model is fitted on 
   and of its FLOPs (plus ``features`` if given). A baseline for transfer across spaces: capacity
   means the same thing in every space, and a linear model keeps the direction it learned (on NB201,
   the parameter count alone ranks CIFAR-10 test accuracy at Spearman 0.75).
-* ``structure_ridge``: ``capacity_ridge`` plus two numbers of the graph's shape
-  (:func:`~predictors.encoders.global_features`): ``log1p`` of its depth and the log of its number
-  of input-to-output paths. Chosen for transfer between cell spaces of NB201's family; see the
-  README's zero-shot section for where it helps and where it does not.
 * ``encoding_mlp``: a multilayer perceptron on a fixed-length encoding given as ``features`` (required),
   meant for the search space's own encoding (:func:`predictors.data.genotype_onehot`: one one-hot
   block per choice of the genotype), the MLP baseline of White et al., "How Powerful are Performance
@@ -75,7 +71,7 @@ from predictors.base import (
     warnings_off,
     write_archive,
 )
-from predictors.encoders import GLOBAL_FEATURES, global_features
+from predictors.encoders import global_features
 from predictors.encodings import graph_encoding, text_tokens
 from predictors.trees import TreeArrays
 
@@ -116,35 +112,17 @@ class RidgeConfig:
         _check_alphas(self)
 
 
-#: Graph-level numbers (:data:`~predictors.encoders.GLOBAL_FEATURES`) a capacity ridge may add to
-#: its parameter count and FLOPs.
-STRUCTURE = tuple(f for f in GLOBAL_FEATURES if f not in ("log_params", "log_flops"))
-
-
 @dataclass(frozen=True)
 class CapacityConfig:
-    """Settings of the capacity baselines (``capacity_ridge``, ``structure_ridge``): ``structure`` names
-    graph-level numbers of :data:`STRUCTURE` to add to the parameter count and FLOPs."""
+    """Settings of the capacity baseline (``capacity_ridge``)."""
 
     alphas: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 4, 13))
     bags: int = 5
     seed: int = 0
-    structure: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_ints(self, bags=1)
         _check_alphas(self)
-        unknown = [f for f in self.structure if f not in STRUCTURE]
-        if unknown or len(set(self.structure)) != len(self.structure):
-            raise PredictorError(f"{type(self).__name__}.structure takes distinct names of {', '.join(STRUCTURE)}; "
-                                 f"got {self.structure!r}")
-
-
-@dataclass(frozen=True)
-class StructureConfig(CapacityConfig):
-    """``structure_ridge``: :class:`CapacityConfig` with the depth and the path count by default."""
-
-    structure: tuple[str, ...] = ("log_depth", "log_paths")
 
 
 @dataclass(frozen=True)
@@ -431,20 +409,7 @@ class CapacityRidge(_RidgeBaseline):
 
     def _encode(self, graphs: Sequence[ArchGraph], feats: FloatArray | None) -> FloatArray:
         x = np.array([[np.log1p(g.params), np.log1p(g.flops)] for g in graphs], dtype=np.float64).reshape(-1, 2)
-        if self.config.structure:
-            cols = [GLOBAL_FEATURES.index(f) for f in self.config.structure]
-            x = np.concatenate([x, np.stack([global_features(g)[cols] for g in graphs]).reshape(-1, len(cols))],
-                               axis=1)
         return x if feats is None else np.concatenate([x, feats], axis=1)
-
-
-@PREDICTORS.register("structure_ridge")
-class StructureRidge(CapacityRidge):
-    """``capacity_ridge`` plus the graph's depth and its number of input-to-output paths (``structure``).
-    See the module docstring."""
-
-    name = "structure_ridge"
-    config_class = StructureConfig
 
 
 @PREDICTORS.register("encoding_mlp")

@@ -22,7 +22,6 @@ FAST: dict[str, dict[str, Any]] = {
     "graph_gbdt": {"n_estimators": 15, "bags": 3, "buckets": 32},
     "text_ridge": {"n_features": 256, "bags": 3},
     "capacity_ridge": {"bags": 3},
-    "structure_ridge": {"bags": 3},
     "encoding_mlp": {"hidden": (16, 16), "epochs": 60, "bags": 3},
     "kernel_latency": {"bags": 3},
     "runtime_latency": {"bags": 3},

@@ -65,38 +65,6 @@ def test_capacity_ridge_is_ridge_on_log_params_and_flops(graphs, targets, featur
     assert pred[order[-1]] > pred[order[0]]
 
 
-def test_structure_ridge_adds_depth_and_paths_to_capacity(graphs, targets) -> None:
-    """structure_ridge reads log1p(params), log1p(FLOPs), then the graph's log1p depth and log path
-    count (counted here path by path with networkx); capacity_ridge can
-    take any of those numbers through ``structure``; unknown or repeated names are refused."""
-    import math
-
-    from predictors.baselines import StructureRidge
-    from predictors.encoders import GLOBAL_FEATURES, global_features
-
-    p = StructureRidge(bags=1).fit(graphs[TRAIN], targets[TRAIN])
-    assert p.config.structure == ("log_depth", "log_paths")
-    x = p._encode(graphs, None)
-    np.testing.assert_array_equal(x[:, :2], CapacityRidge()._encode(graphs, None))
-    np.testing.assert_array_equal(x[:, 2], [math.log1p(g.depth) for g in graphs])
-    def paths(g) -> int:  # type: ignore[no-untyped-def]  # every input-to-output path, edge by edge
-        import networkx as nx
-
-        net, ins = g.to_networkx(), [n.name for n in g.nodes if n.op == "Input"]
-        return sum(1 for i in ins for o in g.outputs for _ in nx.all_simple_edge_paths(net, i, o.node))
-
-    np.testing.assert_allclose(x[:8, 3], [math.log(paths(g)) for g in graphs[:8]], rtol=1e-12)
-    z = p._scaler.transform(x)
-    ref = RidgeCV(alphas=p.config.alphas).fit(z[TRAIN], targets[TRAIN])
-    np.testing.assert_allclose(p.predict(graphs[TEST])[0], ref.predict(z[TEST]), rtol=1e-10)
-    nodes = CapacityRidge(bags=1, structure=("log_nodes",))._encode(graphs, None)
-    np.testing.assert_array_equal(nodes[:, 2], [global_features(g)[GLOBAL_FEATURES.index("log_nodes")]
-                                                for g in graphs])
-    for bad in (("log_params",), ("log_depth", "log_depth"), ("depth",)):
-        with pytest.raises(PredictorError, match="structure takes distinct names"):
-            CapacityRidge(structure=bad)
-
-
 def test_ridge_adapt_standardizes_on_the_target_graphs(graphs, targets, features) -> None:
     """After ``adapt`` the same coefficients read inputs standardized with the target graphs' statistics:
     on the fitting graphs themselves nothing changes; on others the prediction is the plain formula."""
