@@ -43,7 +43,7 @@ import os
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast, runtime_checkable
@@ -410,6 +410,20 @@ def provenance(path: str | Path) -> dict[str, Any]:
     if not isinstance(info, dict):
         raise PredictorFileError(f"{path}: meta.json field 'provenance' must be an object; got {info!r}")
     return info
+
+
+def require_finite(archive: Archive, path: str | Path, *, prefixes: tuple[str, ...] = ("",),
+                   positive: Callable[[str], bool] = lambda name: name.endswith("scale")) -> None:
+    """Raise :class:`PredictorFileError` if an array whose name starts with one of ``prefixes`` holds a
+    non-finite value, or one that ``positive`` names holds a value <= 0 (a scale). A corrupted or
+    edited file is refused by name at load, not discovered as NaN (or 0 ms) predictions."""
+    for name, arr in archive.arrays.items():
+        if not name.startswith(prefixes):
+            continue
+        if not np.isfinite(arr).all():
+            raise PredictorFileError(f"{path}: {int((~np.isfinite(arr)).sum())} non-finite values in '{name}'")
+        if positive(name) and not (arr > 0).all():
+            raise PredictorFileError(f"{path}: the scales '{name}' must be > 0")
 
 
 def require(archive: Archive, names: Sequence[str], path: str | Path) -> None:

@@ -68,6 +68,7 @@ from predictors.base import (
     config_to_json,
     read_archive,
     require,
+    require_finite,
     warnings_off,
     write_archive,
 )
@@ -252,11 +253,7 @@ class _Bagged(abc.ABC):
             self._width = int(archive.scalars["width"])
         except (KeyError, TypeError, ValueError) as e:
             raise PredictorFileError(f"{path}: missing or invalid fitted scalar: {e!r}") from e
-        for name, arr in archive.arrays.items():
-            if not np.isfinite(arr).all():
-                raise PredictorFileError(f"{path}: {int((~np.isfinite(arr)).sum())} non-finite values in '{name}'")
-            if name.endswith("scale") and not (arr > 0).all():
-                raise PredictorFileError(f"{path}: the input scales '{name}' must be > 0")
+        require_finite(archive, path)
         self._restore(archive.arrays, path)
         self._fitted = True
         return self

@@ -114,6 +114,7 @@ from predictors.base import (
     module_arrays,
     read_archive,
     require,
+    require_finite,
     torch_threads,
     warnings_off,
     write_archive,
@@ -598,11 +599,7 @@ class GennapePredictor:
                 path)
         if not (math.isfinite(y_mean) and math.isfinite(y_scale) and y_scale > 0):
             raise PredictorFileError(f"{path}: invalid target statistics y_mean={y_mean}, y_scale={y_scale}")
-        for name, arr in archive.arrays.items():  # weights and statistics: finite, scales positive
-            if not np.isfinite(arr).all():
-                raise PredictorFileError(f"{path}: {int((~np.isfinite(arr)).sum())} non-finite values in '{name}'")
-            if name.endswith("scale") and not (arr > 0).all():
-                raise PredictorFileError(f"{path}: the scales '{name}' must be > 0")
+        require_finite(archive, path)  # weights and statistics: finite, scales positive
         self = cls(config)
         a = archive.arrays
         side = (len(GLOBAL_FEATURES) if config.use_globals else 0) + n_features

@@ -104,6 +104,7 @@ from predictors.base import (
     config_to_json,
     read_archive,
     require,
+    require_finite,
     warnings_off,
     write_archive,
 )
@@ -422,11 +423,8 @@ class KernelLatency:
         if not isinstance(vocab, list) or not all(isinstance(k, str) for k in vocab):
             raise PredictorFileError(f"{path}: the kernel vocabulary is missing or not a list of strings")
         require(archive, ["coef", "intercept", "alpha", "fill"], path)
-        for name, arr in archive.arrays.items():  # a model read from disk gives finite latencies or none
-            if name.startswith(("coef", "intercept", "fill", "seen_ms", "gp_")) and not np.isfinite(arr).all():
-                raise PredictorFileError(f"{path}: {int((~np.isfinite(arr)).sum())} non-finite values in '{name}'")
-        if "gp_spread" in archive.arrays and not (archive.arrays["gp_spread"] > 0).all():
-            raise PredictorFileError(f"{path}: the GP's input scales ('gp_spread') must be > 0")
+        require_finite(archive, path, prefixes=("coef", "intercept", "fill", "seen_ms", "gp_"),
+                       positive=lambda name: name == "gp_spread")  # finite latencies, or no model
         coef, intercept, fill = archive.arrays["coef"], archive.arrays["intercept"], archive.arrays["fill"]
         width = len(vocab) + (len(OP_VOCAB) if self.config.flops_terms else 0) + fill.size
         if self.config.model == "gp":
