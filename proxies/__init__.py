@@ -12,6 +12,7 @@ from proxies import (  # noqa: F401  (each module registers its proxy)
     jacov,
     l2_norm,
     lga,
+    meco,
     nwot,
     params,
     plain,

@@ -20,6 +20,7 @@ import proxies.epe_nas
 import proxies.flops
 import proxies.jacov
 import proxies.l2_norm
+import proxies.meco
 import proxies.nwot
 import proxies.params
 import proxies.plain
@@ -32,7 +33,7 @@ from proxies.jacov import EIG_EPS, batch_input_gradient
 from proxies.nwot import relu_code_kernel
 from search_spaces.nb201 import NB201Space
 
-NAMES = ("jacov", "nwot", "epe_nas", "l2_norm", "plain", "params", "flops", "zen")
+NAMES = ("jacov", "nwot", "epe_nas", "l2_norm", "plain", "params", "flops", "zen", "meco")  # meco: test_meco.py
 
 
 def make_batch(b: int, h: int = 4, w: int = 4, labels: list[int] | None = None, seed: int = 0) -> Batch:

@@ -25,7 +25,7 @@ def batch():
 
 def test_registry_lists_the_full_set() -> None:
     expected = {"synflow", "snip", "grasp", "fisher", "grad_norm", "jacov", "nwot", "epe_nas", "l2_norm",
-                "plain", "params", "flops", "zen", "gradsign", "lga"}
+                "plain", "params", "flops", "zen", "gradsign", "lga", "meco"}
     assert expected <= set(PROXIES.names())
     for name in PROXIES.names():
         p = PROXIES.resolve(name)
