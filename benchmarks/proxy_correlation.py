@@ -114,7 +114,10 @@ def score_archs(
 ) -> dict[int, dict[str, Any]]:
     """Scores of ``names`` for every index. Lines of ``cache`` written with the same data, batch and
     seed are reused proxy by proxy; only the missing proxies of an architecture are computed (and
-    appended as a new line)."""
+    appended as a new line). No names: no records (``--proxies`` none of which NASLib's file has, on
+    its sample)."""
+    if not names:
+        return {}
     done: dict[int, dict[str, Any]] = {}
     if cache.is_file():
         for line in cache.read_text().splitlines():
