@@ -32,8 +32,8 @@ Experiments (BENCHMARKS.md, "Predictors" and "Latency"):
   ``gennape+adapt``: the same fit, then its inputs re-standardized on the unlabelled target graphs
   (:meth:`~predictors.gennape.GennapePredictor.adapt`), so each graph is read by where it stands
   within its own space. ``NAME+zc`` also gives the predictor the proxy scores of :data:`ZC_TRANSFER`
-  (synflow and l2_norm, chosen on the NB101 source alone; computed by the proxy engine for every
-  source and target architecture and cached in ``--workdir``) as features, e.g.
+  (synflow, l2_norm and meco, chosen on the NB101 source alone; computed by the proxy engine on the IR
+  graph of every source and target architecture and cached in ``--workdir``) as features, e.g.
   ``capacity_ridge+zc+adapt``. ``+ft50``: GENNAPE-style adaptation with 50 labelled target
   architectures: the encoders are pretrained contrastively on the source and all target graphs
   (unlabelled), the heads fit on the source plus the 50 target architectures with the targets
@@ -432,11 +432,13 @@ def _zscore(y: np.ndarray) -> np.ndarray:
     return (y - y.mean()) / (y.std() or 1.0)
 
 
-#: The proxies of the ``+zc`` transfer variants: every one of NASLib's NB101 proxy columns whose Spearman
-#: rho with ``val_accuracy`` on the 500-architecture NB101 sample (the source: no target labels) is at
-#: least 0.5 (flops 0.72, params 0.72, synflow 0.65, l2_norm 0.55; the next, snip, 0.45; jacov is
-#: -0.50), less params and flops, which ``capacity_ridge`` reads from the graph. Both are data-free.
-ZC_TRANSFER: tuple[str, ...] = ("synflow", "l2_norm")
+#: The proxies of the ``+zc`` transfer variants: every proxy whose Spearman rho with ``val_accuracy`` on
+#: the 500-architecture NB101 sample (the source: no target labels) is at least 0.5, less params and
+#: flops, which ``capacity_ridge`` reads from the graph. Of NASLib's NB101 columns: flops 0.72, params
+#: 0.72, synflow 0.65, l2_norm 0.55 (the next, snip, 0.45; jacov is -0.50). Of ours that NASLib's file
+#: lacks: meco 0.70 (one CIFAR-10 image), nwot 0.39. synflow and l2_norm are data-free; meco reads the
+#: first image of the two-image batch.
+ZC_TRANSFER: tuple[str, ...] = ("synflow", "l2_norm", "meco")
 
 _ZC_WORKER: dict[str, Any] = {}
 
@@ -452,12 +454,13 @@ def _zc_init(space: str, data_dir: str | None) -> None:
 
 
 def _zc_one(arch: str) -> list[float]:
-    """The :data:`ZC_TRANSFER` scores of one architecture: the space's module, PyTorch-default
-    initialization drawn from seed 0, scored by the proxy engine."""
+    """The :data:`ZC_TRANSFER` scores of one architecture: its IR graph rebuilt by ``to_torch`` with
+    PyTorch-default initialization drawn from seed 0 (as ``nas predictor train --features`` scores it),
+    scored by the proxy engine."""
     from proxies import engine
 
     space = _ZC_WORKER["space"]
-    model = engine.to_model(space.parse(arch), space=space, seed=0)
+    model = engine.to_model(space.to_graph(space.parse(arch)), seed=0)
     scores = engine.score(model, _ZC_WORKER["batch"], list(ZC_TRANSFER))
     return [scores[n] for n in ZC_TRANSFER]
 
