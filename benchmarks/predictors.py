@@ -436,8 +436,8 @@ def _zscore(y: np.ndarray) -> np.ndarray:
 #: the 500-architecture NB101 sample (the source: no target labels) is at least 0.5, less params and
 #: flops, which ``capacity_ridge`` reads from the graph. Of NASLib's NB101 columns: flops 0.72, params
 #: 0.72, synflow 0.65, l2_norm 0.55 (the next, snip, 0.45; jacov is -0.50). Of ours that NASLib's file
-#: lacks: meco 0.70 (one CIFAR-10 image), nwot 0.39. synflow and l2_norm are data-free; meco reads the
-#: first image of the two-image batch.
+#: lacks: meco 0.71 (as scored here; our synflow and l2_norm score 0.66 and 0.52), nwot 0.39. synflow
+#: and l2_norm are data-free; meco reads the first image of the two-image batch.
 ZC_TRANSFER: tuple[str, ...] = ("synflow", "l2_norm", "meco")
 
 _ZC_WORKER: dict[str, Any] = {}

@@ -139,7 +139,6 @@ def test_measured_passes_label_with_their_least_and_half_against_half_is_the_cei
 
 def test_zc_transfer_features_are_the_proxy_scores_cached_by_architecture(
         tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-
     import benchmarks.predictors as bp
     from nas.data import load_batch
     from proxies.engine import score
