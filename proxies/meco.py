@@ -28,9 +28,17 @@ Conventions, as the authors' code computes them:
 
 Choice of layers: every **leaf** module (one with no submodules) whose output is a 4-D tensor
 ``(1, C, H, W)``, every time it runs. The authors hook every module, containers included, so their sum
-also counts each block's output and depends on how the model's code nests modules; over leaves the
-score is a property of the ops, and the same for a space's own module and its ONNX graph rebuilt by
-``to_torch`` up to the ops each represents as a module. Outputs of other ranks are skipped.
+also counts each block's output and depends on how the model's code nests modules. Over leaves it
+still depends on which ops a model runs as modules: a space's own NB201 module has ``Identity`` and
+zero-op leaves and a ReLU per op, its IR graph rebuilt by ``to_torch`` has ``Add`` leaves and shared
+ReLUs, so the two score the same network differently (both rank NB201 alike, see the README).
+Outputs of other ranks, and outputs that are not one tensor (a tuple, as from an ONNX ``Split``),
+are skipped; the authors' code would read a tuple's first element.
+
+Conventions of this implementation: the correlations are computed in float64 from the centred
+channels, and a channel counts as constant only when its variance is exactly 0 (a channel constant up
+to float32 rounding counts as live, as it does for ``torch.corrcoef``). A feature map with an
+infinite or NaN value is a :class:`~nas.errors.ProxyError` naming the module, not a dead channel.
 
 Sign convention: **higher is better** (the paper's). Cost: one forward pass of one image and one
 symmetric eigenvalue problem of size :math:`C_l` per feature map, in float64.
@@ -65,8 +73,7 @@ def min_correlation_eigenvalue(fmap: torch.Tensor) -> float:
 
 
 class MeCo:
-    """Sum over feature maps of the minimum eigenvalue of their channel correlation (see the module
-    docstring)."""
+    """Sum over feature maps of the minimum eigenvalue of their channel correlation (module docstring)."""
 
     name = "meco"
     higher_is_better = True
@@ -74,9 +81,13 @@ class MeCo:
     def score(self, model: nn.Module, batch: Batch) -> float:
         net = working_copy(model)
         terms: list[float] = []
+        broken: list[str] = []
 
         def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
             if isinstance(output, torch.Tensor) and output.dim() == 4:
+                if not bool(torch.isfinite(output[0]).all()):
+                    broken.append(type(module).__name__)
+                    return
                 terms.append(min_correlation_eigenvalue(output[0]))
 
         handles = [m.register_forward_hook(hook) for m in net.modules() if next(m.children(), None) is None]
@@ -87,12 +98,17 @@ class MeCo:
         try:
             with torch.no_grad():
                 net(image)
-        except ValueError as e:  # BatchNorm in train mode with one value per channel
+        except ValueError as e:
+            if "more than 1 value per channel" not in str(e):  # not a normalization layer's: the model's own
+                raise
             raise ProxyError(f"proxy 'meco' runs one image in train mode; model {model_name(model)!r} cannot: "
                              f"{e}") from e
         finally:
             for h in handles:
                 h.remove()
+        if broken:
+            raise ProxyError(f"proxy 'meco': the feature map of {broken[0]} in model {model_name(model)!r} has a "
+                             "non-finite value")
         if not terms:
             raise ProxyError(f"proxy 'meco' found no module output of shape (N, C, H, W) in model "
                              f"{model_name(model)!r}")

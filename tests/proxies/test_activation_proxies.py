@@ -1,4 +1,5 @@
-"""jacov, nwot, epe_nas, l2_norm, plain, params, flops and zen against hand-computed references.
+"""jacov, nwot, epe_nas, l2_norm, plain, params, flops and zen against hand-computed references
+(meco's in test_meco.py; it shares the contract tests here).
 
 Each reference is computed here, independently of the proxy's code: with numpy on tiny networks whose
 weights we read back, or from a closed form (a model whose input gradient is the input itself, a

@@ -125,3 +125,22 @@ def test_errors() -> None:
         meco.score(nn.Sequential(nn.Flatten(), nn.Linear(3 * 36, 10)), make_batch(2))
     with pytest.raises(ProxyError, match="one image in train mode"):
         meco.score(nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten(), nn.BatchNorm1d(32)), make_batch(2))
+
+
+class Overflow(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.tensor([1.0, float("inf"), 1.0]).reshape(1, 3, 1, 1)
+
+
+class OwnValueError(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise ValueError("a bug of the model's own")
+
+
+def test_non_finite_maps_and_other_errors_are_not_hidden() -> None:
+    meco = PROXIES.resolve("meco")
+    with pytest.raises(ProxyError, match=r"Overflow.*non-finite"):
+        meco.score(nn.Sequential(nn.Conv2d(3, 3, 1), Overflow(), nn.Conv2d(3, 2, 1)), make_batch(2))
+    with pytest.raises(ValueError, match="own"):  # not relabelled as the one-image problem
+        meco.score(nn.Sequential(nn.Conv2d(3, 3, 1), OwnValueError()), make_batch(2))
+
