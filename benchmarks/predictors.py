@@ -549,6 +549,27 @@ def spec_features(r: Runner, space: str, archs: Sequence[str], spec: dict[str, A
     return np.array(rows, dtype=np.float64).reshape(len(archs), -1)
 
 
+def zs_method_key(m: str) -> str:
+    """The cache name of zero-shot method ``m``: a ``+zc`` method also names the :data:`ZC_TRANSFER`
+    proxies, so a workdir's results computed with another feature set are not read back as this one's."""
+    return f"{m}@{','.join(ZC_TRANSFER)}" if "zc" in m.split("+") else m
+
+
+def _zc_record(m: str) -> dict[str, Any]:
+    return {"zc_proxies": list(ZC_TRANSFER)} if "zc" in m.split("+") else {}
+
+
+def current_zeroshot(cached: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cached zero-shot results to summarize, each keyed by its direction: a ``+zc`` result counts
+    only if it was computed with this :data:`ZC_TRANSFER` (older files do not record theirs)."""
+    out = []
+    for c in cached:
+        if "zc" in c["method"].split("+") and c.get("zc_proxies") != list(ZC_TRANSFER):
+            continue
+        out.append({**c, "key": c["key"].split("-", 1)[0]})
+    return out
+
+
 def _zc_pair(r: Runner, m: str, source: str, source_archs: list[str], target: str,
              target_archs: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The ``+zc`` features of the source and target architectures, or ``(None, None)`` without ``+zc``."""
@@ -603,7 +624,7 @@ def _nb101_to_201(r: Runner, src: Any, nb201: Any, rows: np.ndarray, m: str, s: 
     f_train, f_test = _zc_pair(r, m, "nb101", list(src.archs), "nb201", [nb201.archs[i] for i in rows])
     pred, fit_s = _transfer(m, s, train, src.y, test, f_train, f_test)
     return {"method": m, "source": "nb101", "target": "nb201", "n_train": len(src), "n_test": len(test),
-            "fit_seconds": fit_s, **_rank(pred, nb201.y[rows])}
+            "fit_seconds": fit_s, **_zc_record(m), **_rank(pred, nb201.y[rows])}
 
 
 def _nb201_to(r: Runner, src: Any, src_rows: np.ndarray, tgt: str, lab: Any, m: str, s: int) -> dict[str, Any]:
@@ -612,7 +633,7 @@ def _nb201_to(r: Runner, src: Any, src_rows: np.ndarray, tgt: str, lab: Any, m: 
     f_train, f_test = _zc_pair(r, m, "nb201", [src.archs[i] for i in src_rows], tgt, list(lab.archs))
     pred, fit_s = _transfer(m, s, train, src.y[src_rows], test, f_train, f_test)
     return {"method": m, "source": "nb201", "target": tgt, "n_train": len(train), "n_test": len(test),
-            "fit_seconds": fit_s, **_rank(pred, lab.y)}
+            "fit_seconds": fit_s, **_zc_record(m), **_rank(pred, lab.y)}
 
 
 def _finetuned(r: Runner, src: Any, src_rows: np.ndarray, tgt: str, lab: Any, few: np.ndarray, rest: np.ndarray,
@@ -675,13 +696,14 @@ def run_zeroshot(r: Runner, seeds: Sequence[int], methods: Sequence[str],
         if r.args.nb201_test_n:  # a random subset of NB201 as the test set
             rows = np.sort(np.random.default_rng([r.args.seed + s, 201]).permutation(len(nb201))[:r.args.nb201_test_n])
         for m in methods if "nb101_to_nb201" in directions else ():  # the field's standard direction
-            key = f"nb101_to_nb201{f'_t{len(rows)}' if len(rows) < len(nb201) else ''}-{m}"
+            key = f"nb101_to_nb201{f'_t{len(rows)}' if len(rows) < len(nb201) else ''}-{zs_method_key(m)}"
             r.cached("zeroshot", key, s, _nb101_to_201, r, r.labelled("nb101", "val_accuracy"), nb201, rows, m, s)
         src_rows = np.random.default_rng(r.args.seed + s).permutation(len(nb201))[:r.args.zs_n]
         for tgt, lab in targets.items():  # NB201 -> NB101, NB301: zero-shot, and with 50 target architectures
             name = f"nb201_{len(src_rows)}_to_{tgt}{f'_first{len(lab)}' if tgt == 'nb301' and r.args.nb301_n else ''}"
             for m in methods:
-                r.cached("zeroshot", f"{name}-{m}", s, _nb201_to, r, nb201_valid, src_rows, tgt, lab, m, s)
+                r.cached("zeroshot", f"{name}-{zs_method_key(m)}", s, _nb201_to, r, nb201_valid, src_rows, tgt, lab,
+                         m, s)
             if r.args.skip_finetune:
                 continue
             order = np.random.default_rng([r.args.seed + s, 50]).permutation(len(lab))
@@ -1029,9 +1051,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if e in ("curves", "curves_zc", "ablations"):
             summary[e] = _aggregate(cached, ("method", "n"), rank)
         elif e == "zeroshot":
-            for c in cached:
-                c["key"] = c["key"].rsplit("-", 1)[0] if "-" in c["key"] else c["key"]
-            summary[e] = _aggregate(cached, ("key", "method"), rank)
+            summary[e] = _aggregate(current_zeroshot(cached), ("key", "method"), rank)
         else:
             summary[e] = _aggregate(cached, ("device", "method"), lat)
     info = settings(seed=args.seed, seeds=args.seeds, ns=ns, n_test=args.n_test, experiments=experiments,

@@ -341,3 +341,18 @@ def test_distinct_rho_leaves_out_test_cells_with_a_training_twin() -> None:
     assert got["n_distinct"] == 5
     assert got["spearman_distinct"] == pytest.approx(spearmanr(pred[1:], truth[1:])[0])
     assert bp._distinct(pred, truth, test, others[10:12])["n_distinct"] == 6
+
+
+def test_zeroshot_zc_results_are_kept_apart_by_their_proxy_set() -> None:
+    import benchmarks.predictors as bp
+
+    assert bp.zs_method_key("capacity_ridge+zc+adapt") == f"capacity_ridge+zc+adapt@{','.join(bp.ZC_TRANSFER)}"
+    assert bp.zs_method_key("capacity_ridge+adapt") == "capacity_ridge+adapt"
+    now = {"key": f"nb101_to_nb201-{bp.zs_method_key('capacity_ridge+zc')}", "method": "capacity_ridge+zc",
+           "zc_proxies": list(bp.ZC_TRANSFER)}
+    older = {"key": "nb101_to_nb201-capacity_ridge+zc", "method": "capacity_ridge+zc"}  # no record of its set
+    other = {**now, "zc_proxies": ["synflow"]}
+    plain = {"key": "nb201_500_to_nb101-gennape+ft50", "method": "gennape+ft50"}
+    kept = bp.current_zeroshot([now, older, other, plain])
+    assert [(c["key"], c["method"]) for c in kept] == [("nb101_to_nb201", "capacity_ridge+zc"),
+                                                       ("nb201_500_to_nb101", "gennape+ft50")]
