@@ -34,7 +34,9 @@ Experiments (BENCHMARKS.md, "Predictors" and "Latency"):
   within its own space. ``NAME+zc`` also gives the predictor the proxy scores of :data:`ZC_TRANSFER`
   (synflow, l2_norm and meco, chosen on the NB101 source alone; computed by the proxy engine on the IR
   graph of every source and target architecture and cached in ``--workdir``) as features, e.g.
-  ``capacity_ridge+zc+adapt``. ``+ft50``: GENNAPE-style adaptation with 50 labelled target
+  ``capacity_ridge+zc+adapt``. ``+signed`` fits ``capacity_ridge`` with ``signs="source"``: each
+  coefficient keeps the sign of its input's Spearman correlation on the source (a sign-constrained
+  ridge; see :mod:`predictors.baselines`). ``+ft50``: GENNAPE-style adaptation with 50 labelled target
   architectures: the encoders are pretrained contrastively on the source and all target graphs
   (unlabelled), the heads fit on the source plus the 50 target architectures with the targets
   standardized per space (ranks within a space are what transfer), tested on the other target
@@ -584,12 +586,21 @@ def transfer_method(m: str) -> tuple[str, list[str]]:
     from predictors import PREDICTORS
 
     name, *extras = m.split("+")
-    if name not in PREDICTORS or extras not in ([], ["zc"], ["adapt"], ["zc", "adapt"]):
-        raise ValueError(f"unknown zero-shot method {m!r}: NAME, NAME+adapt, NAME+zc or NAME+zc+adapt with NAME "
-                         f"one of {', '.join(PREDICTORS.names())}")
-    if "adapt" in extras and not callable(getattr(PREDICTORS.get(name), "adapt", None)):
+    if name not in PREDICTORS or [e for e in TRANSFER_EXTRAS if e in extras] != extras:
+        raise ValueError(f"unknown zero-shot method {m!r}: NAME, then any of +{', +'.join(TRANSFER_EXTRAS)} in "
+                         f"that order, with NAME one of {', '.join(PREDICTORS.names())}")
+    cls = PREDICTORS.get(name)
+    if "adapt" in extras and not callable(getattr(cls, "adapt", None)):
         raise ValueError(f"{m!r}: {name} has no adapt")
+    config = getattr(cls, "config_class", None)
+    has_signs = dataclasses.is_dataclass(config) and "signs" in {f.name for f in dataclasses.fields(config)}
+    if "signed" in extras and not has_signs:
+        raise ValueError(f"{m!r}: {name} has no sign-constrained fit (a 'signs' setting)")
     return name, extras
+
+
+#: the extras of a zero-shot method, in the order they are written
+TRANSFER_EXTRAS = ("zc", "signed", "adapt")
 
 
 def latency_method(m: str) -> tuple[str, str]:
@@ -609,10 +620,11 @@ def _transfer(m: str, s: int, train: Sequence[Any], y: np.ndarray, test: Sequenc
     given); ``+adapt`` re-standardizes the predictor's inputs on the (unlabelled) test graphs first
     (:meth:`~predictors.gennape.GennapePredictor.adapt`)."""
     name, extras = transfer_method(m)
+    overrides = {"signs": "source"} if "signed" in extras else {}
     if "adapt" not in extras:
-        return fit_predict(name, s, train, y, test, f_train, f_test)
+        return fit_predict(name, s, train, y, test, f_train, f_test, **overrides)
     t = time.perf_counter()
-    model = make(name, s).fit(train, y, features=f_train)
+    model = make(name, s, **overrides).fit(train, y, features=f_train)
     seconds = time.perf_counter() - t
     mean, _ = model.adapt(test, features=f_test).predict(test, features=f_test)
     return mean, seconds
@@ -973,7 +985,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    default="kernel_latency,kernel_latency+geno,gp_latency,gp_latency+geno,graph_gbdt,gennape",
                    help="latency predictors; NAME+geno adds the literal genotype's one-hot as features")
     p.add_argument("--zs-methods", default="gennape,gennape+adapt,graph_gbdt,text_ridge",
-                   help="methods of the zero-shot runs; NAME+adapt standardizes inputs on the target space")
+                   help="methods of the zero-shot runs: NAME[+zc][+signed][+adapt]; +zc adds the ZC_TRANSFER "
+                        "proxies as features, +signed holds capacity_ridge's coefficients to the source's "
+                        "signs, +adapt standardizes inputs on the target space")
     p.add_argument("--workers", type=int, default=2,
                    help="processes for the proxy scores of the +zc methods, one torch thread each (default 2)")
     p.add_argument("--zs-directions", default=",".join(ZS_DIRECTIONS),

@@ -20,7 +20,15 @@ Predictors", Machine Learning 1996). With ``bags=1`` the one model is fitted on 
 * ``capacity_ridge``: the same ridge on the network's capacity alone, ``log1p`` of its parameter count
   and of its FLOPs (plus ``features`` if given). A baseline for transfer across spaces: capacity
   means the same thing in every space, and a linear model keeps the direction it learned (on NB201,
-  the parameter count alone ranks CIFAR-10 test accuracy at Spearman 0.75).
+  the parameter count alone ranks CIFAR-10 test accuracy at Spearman 0.75). With ``signs="source"``
+  each coefficient is held to the sign of its input's Spearman correlation with the targets on the
+  fitting set (0 where that is 0 or undefined): a sign-constrained ridge, solved exactly as non-negative
+  least squares (Lawson and Hanson's active-set method, scipy's ``nnls``) on the inputs oriented by
+  those signs, with the penalty leave-one-out chooses for the unconstrained ridge on the same bag.
+  Non-negative combinations are Breiman's remedy for stacking correlated predictors ("Stacked
+  Regressions", Machine Learning 1996). Here it keeps a transfer model from resting on a contrast
+  between nearly collinear inputs (log parameters against log FLOPs: on NB101 an unconstrained fit
+  weighs them about -50 and +54 in standard units) whose meaning belongs to the fitting space.
 * ``encoding_mlp``: a multilayer perceptron on a fixed-length encoding given as ``features`` (required),
   meant for the search space's own encoding (:func:`predictors.data.genotype_onehot`: one one-hot
   block per choice of the genotype), the MLP baseline of White et al., "How Powerful are Performance
@@ -49,6 +57,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy.optimize import nnls
+from scipy.stats import spearmanr
 from sklearn.ensemble import GradientBoostingRegressor
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import RidgeCV
@@ -113,17 +123,25 @@ class RidgeConfig:
         _check_alphas(self)
 
 
+#: ``CapacityConfig.signs``: "free" (a plain ridge) or "source" (see the module docstring)
+SIGNS = ("free", "source")
+
+
 @dataclass(frozen=True)
 class CapacityConfig:
-    """Settings of the capacity baseline (``capacity_ridge``)."""
+    """Settings of the capacity baseline (``capacity_ridge``). ``signs="source"`` keeps each coefficient
+    to the sign of its input's Spearman correlation with the targets (see the module docstring)."""
 
     alphas: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 4, 13))
     bags: int = 5
     seed: int = 0
+    signs: str = "free"
 
     def __post_init__(self) -> None:
         _check_ints(self, bags=1)
         _check_alphas(self)
+        if self.signs not in SIGNS:
+            raise PredictorError(f"CapacityConfig.signs must be one of {SIGNS}; got {self.signs!r}")
 
 
 @dataclass(frozen=True)
@@ -343,13 +361,22 @@ class _RidgeBaseline(_Bagged):
     def _fit_models(self, x: FloatArray, y: FloatArray, bags: list[npt.NDArray[np.int64]]) -> None:
         self._scaler = Standardizer.fit(x)
         z = self._scaler.transform(x)
+        signs = self._signs(z, y)
         coef, intercept = [], []
         for rows in bags:
             model = RidgeCV(alphas=self.config.alphas).fit(z[rows], y[rows])
-            coef.append(model.coef_)
-            intercept.append(float(model.intercept_))
+            if signs is None:
+                w, b = model.coef_, float(model.intercept_)
+            else:
+                w, b = signed_ridge(z[rows], y[rows], float(model.alpha_), signs)
+            coef.append(w)
+            intercept.append(b)
         self._coef = np.array(coef, dtype=np.float64)  # (bags, width)
         self._intercept = np.array(intercept, dtype=np.float64)
+
+    def _signs(self, z: FloatArray, y: FloatArray) -> FloatArray | None:
+        """The sign each coefficient is held to, or None for a plain ridge."""
+        return None
 
     def _predict_models(self, x: FloatArray) -> FloatArray:
         return self._scaler.transform(x) @ self._coef.T + self._intercept
@@ -407,6 +434,31 @@ class CapacityRidge(_RidgeBaseline):
     def _encode(self, graphs: Sequence[ArchGraph], feats: FloatArray | None) -> FloatArray:
         x = np.array([[np.log1p(g.params), np.log1p(g.flops)] for g in graphs], dtype=np.float64).reshape(-1, 2)
         return x if feats is None else np.concatenate([x, feats], axis=1)
+
+    def _signs(self, z: FloatArray, y: FloatArray) -> FloatArray | None:
+        if self.config.signs == "free":
+            return None
+        return source_signs(z, y)
+
+
+def source_signs(z: FloatArray, y: FloatArray) -> FloatArray:
+    """``(width,)``: the sign of each column's Spearman correlation with ``y``; 0 where it is 0 or
+    undefined (a constant column or constant targets)."""
+    with warnings_off():
+        rho = np.array([spearmanr(z[:, j], y)[0] for j in range(z.shape[1])], dtype=np.float64)
+    return np.sign(np.where(np.isfinite(rho), rho, 0.0))
+
+
+def signed_ridge(z: FloatArray, y: FloatArray, alpha: float, signs: FloatArray) -> tuple[FloatArray, float]:
+    """``(coef, intercept)`` minimizing ``|y - b - z w|^2 + alpha |w|^2`` subject to ``signs[j] w[j] >= 0``
+    (``w[j] = 0`` where ``signs[j]`` is 0), the intercept unpenalized: non-negative least squares on the
+    centred inputs times their signs, stacked over ``sqrt(alpha) I``."""
+    zc = (z - z.mean(axis=0)) * signs
+    width = z.shape[1]
+    a = np.vstack([zc, math.sqrt(alpha) * np.eye(width)])
+    v, _ = nnls(a, np.concatenate([y - y.mean(), np.zeros(width)]))
+    w = v * signs
+    return w, float(y.mean() - z.mean(axis=0) @ w)
 
 
 @PREDICTORS.register("encoding_mlp")

@@ -265,8 +265,13 @@ def test_zero_shot_and_latency_methods_are_checked_before_any_run(capsys: pytest
     import benchmarks.predictors as bp
 
     assert bp.transfer_method("capacity_ridge+zc+adapt") == ("capacity_ridge", ["zc", "adapt"])
+    assert bp.transfer_method("capacity_ridge+zc+signed+adapt") == ("capacity_ridge", ["zc", "signed", "adapt"])
+    assert bp.transfer_method("capacity_ridge+signed") == ("capacity_ridge", ["signed"])
     assert bp.latency_method("gp_latency+geno") == ("gp_latency", "geno")
     for bad, match in (("gennape+adapt+zc", "unknown zero-shot method"), ("gennap", "unknown zero-shot method"),
+                       ("capacity_ridge+zc+zc", "unknown zero-shot method"),
+                       ("capacity_ridge+adapt+signed", "unknown zero-shot method"),
+                       ("text_ridge+signed", "text_ridge has no sign-constrained fit"),
                        ("graph_gbdt+adapt", "graph_gbdt has no adapt")):
         with pytest.raises(ValueError, match=match):
             bp.transfer_method(bad)

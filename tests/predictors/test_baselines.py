@@ -8,7 +8,17 @@ import pytest
 from sklearn.linear_model import RidgeCV
 
 from nas.errors import PredictorError
-from predictors.baselines import CapacityRidge, EncodingMLP, GraphGBDT, TextRidge, ZeroCostGBDT, mlp_forward, train_mlp
+from predictors.baselines import (
+    CapacityRidge,
+    EncodingMLP,
+    GraphGBDT,
+    TextRidge,
+    ZeroCostGBDT,
+    mlp_forward,
+    signed_ridge,
+    source_signs,
+    train_mlp,
+)
 from predictors.encoders import GLOBAL_FEATURES
 from predictors.encodings import encoding_dim
 
@@ -63,6 +73,101 @@ def test_capacity_ridge_is_ridge_on_log_params_and_flops(graphs, targets, featur
     order = np.argsort([g.params for g in graphs[TEST]])
     pred = alone.predict(graphs[TEST])[0]
     assert pred[order[-1]] > pred[order[0]]
+
+
+def _signed_ridge_by_enumeration(z, y, alpha, signs):
+    """The reference: the penalized least-squares objective at the best feasible point, found by trying
+    every set of free coefficients (the others 0), solving the unconstrained ridge on it, and keeping
+    the solutions that respect the signs. The optimum of this convex problem is one of them."""
+    import itertools
+
+    zc, yc = z - z.mean(axis=0), y - y.mean()
+    width = z.shape[1]
+    best, best_w = np.inf, None
+    allowed = [j for j in range(width) if signs[j] != 0]
+    for k in range(len(allowed) + 1):
+        for free in itertools.combinations(allowed, k):
+            w = np.zeros(width)
+            if free:
+                a = zc[:, free]
+                w[list(free)] = np.linalg.solve(a.T @ a + alpha * np.eye(len(free)), a.T @ yc)
+            if np.all(signs * w >= -1e-12):
+                obj = np.sum((yc - zc @ w) ** 2) + alpha * np.sum(w**2)
+                if obj < best:
+                    best, best_w = obj, w
+    return best_w, float(y.mean() - z.mean(axis=0) @ best_w)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_signed_ridge_against_enumerating_the_active_sets(seed: int) -> None:
+    """On random collinear problems (some constraints bind, some not) the NNLS solution equals the best
+    feasible ridge over every active set, for several penalties; a zero sign fixes its coefficient at 0."""
+    rng = np.random.default_rng(seed)
+    n, width = 40, 5
+    base = rng.normal(size=(n, 2))
+    z = np.column_stack([base[:, 0], base[:, 0] + 0.05 * rng.normal(size=n), base[:, 1], rng.normal(size=(n, 2))])
+    y = 2 * z[:, 1] - 1.5 * z[:, 0] + 0.5 * z[:, 2] + rng.normal(size=n) + 3.0
+    signs = np.array([1.0, 1.0, -1.0, 0.0, 1.0]) if seed % 2 else source_signs(z, y)
+    zc = z - z.mean(axis=0)
+    binds = []
+    for alpha in (0.01, 1.0, 30.0):
+        free = np.linalg.solve(zc.T @ zc + alpha * np.eye(width), zc.T @ (y - y.mean()))
+        binds.append(bool(np.any(signs * free < 0)))  # the plain ridge breaks a sign
+        w, b = signed_ridge(z, y, alpha, signs)
+        ref_w, ref_b = _signed_ridge_by_enumeration(z, y, alpha, signs)
+        np.testing.assert_allclose(w, ref_w, atol=1e-9)
+        assert b == pytest.approx(ref_b, abs=1e-9)
+        assert np.all(signs * w >= 0) and np.all(w[signs == 0] == 0)
+    assert binds[0], "the constraints must bind at the smallest penalty for this to test anything"
+
+
+def test_source_signs_are_spearman_signs_with_zero_for_undefined() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=30)
+    z = np.column_stack([y ** 3, -np.exp(y), np.ones(30), rng.normal(size=30)])
+    from scipy.stats import spearmanr
+
+    np.testing.assert_array_equal(source_signs(z, y)[:3], [1.0, -1.0, 0.0])
+    assert source_signs(z, y)[3] == np.sign(spearmanr(z[:, 3], y)[0])
+    np.testing.assert_array_equal(source_signs(z, np.ones(30)), 0.0)  # constant targets: no direction
+
+
+def test_capacity_ridge_signed_fit(graphs, targets, features) -> None:
+    """``signs="source"``: each bag is :func:`signed_ridge` at the penalty RidgeCV picks on that bag, with
+    the fitting set's Spearman signs; where the unconstrained fit already has those signs it is
+    RidgeCV's fit; the setting is saved, and an unknown one refused."""
+    p = CapacityRidge(bags=2, signs="source").fit(graphs[TRAIN], targets[TRAIN], features=features[TRAIN])
+    z = p._scaler.transform(p._encode(graphs[TRAIN], features[TRAIN]))
+    y = targets[TRAIN]
+    signs = source_signs(z, y)
+    rng = np.random.default_rng(p.config.seed)  # the bags, drawn as _Bagged.fit draws them
+    rows = [rng.integers(0, 16, 16) for _ in range(2)]
+    for k, r in enumerate(rows):
+        alpha = RidgeCV(alphas=p.config.alphas).fit(z[r], y[r]).alpha_
+        w, b = signed_ridge(z[r], y[r], alpha, signs)
+        np.testing.assert_allclose(p._coef[k], w, rtol=1e-12, atol=1e-12)
+        assert p._intercept[k] == pytest.approx(b, rel=1e-12)
+        assert np.all(signs * p._coef[k] >= 0)
+    # one input whose direction the ridge keeps: the two fits agree
+    one = [features[TRAIN][:, :1], features[TEST][:, :1]]
+    free = CapacityRidge(bags=1).fit(graphs[TRAIN], y, features=one[0])
+    zz = free._scaler.transform(free._encode(graphs[TRAIN], one[0]))
+    assert np.all(source_signs(zz, y) * free._coef[0] >= 0), "the fixture's ridge breaks a sign: pick another input"
+    signed = CapacityRidge(bags=1, signs="source").fit(graphs[TRAIN], y, features=one[0])
+    np.testing.assert_allclose(signed.predict(graphs[TEST], features=one[1])[0],
+                               free.predict(graphs[TEST], features=one[1])[0], rtol=1e-9)
+    with pytest.raises(PredictorError, match="signs must be one of"):
+        CapacityRidge(signs="positive")
+
+
+def test_capacity_ridge_signed_save_load(tmp_path, graphs, targets, features) -> None:
+    p = CapacityRidge(bags=2, signs="source").fit(graphs[TRAIN], targets[TRAIN], features=features[TRAIN])
+    p.save(tmp_path / "m.nasp")
+    q = CapacityRidge.load(tmp_path / "m.nasp")
+    assert q.config.signs == "source"
+    for a, b in zip(p.predict(graphs[TEST], features=features[TEST]), q.predict(graphs[TEST], features=features[TEST]),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_ridge_adapt_standardizes_on_the_target_graphs(graphs, targets, features) -> None:
