@@ -15,10 +15,33 @@ from benchmarks.predictors import Runner, _best_proxy_line, _curve, _fit_latency
 def test_unknown_method_suffixes_are_refused() -> None:
     with pytest.raises(ValueError, match=r"NAME\+geno"):
         _fit_latency("kernel_latency+magic", 0, [], [], np.zeros(0), np.zeros(0, int), np.zeros(0, int))
-    with pytest.raises(ValueError, match=r"NAME\+adapt"):
+    with pytest.raises(ValueError, match=r"any of \+zc, \+signed, \+adapt in that order"):
         _transfer("gennape+magic", 0, [], np.zeros(0), [])
     with pytest.raises(ValueError, match=r"NAME\+geno"):
         _curve(None, None, "encoding_mlp+magic", 0, np.zeros(0, int), np.zeros(0, int))  # type: ignore[arg-type]
+
+
+def test_transfer_signed_fits_capacity_ridge_with_source_signs() -> None:
+    """``+signed`` is ``capacity_ridge`` with ``signs="source"``; with ``+adapt`` it is then re-standardized
+    on the test graphs."""
+    from predictors import PREDICTORS
+    from search_spaces import SPACES
+
+    space = SPACES.resolve("nb201")
+    graphs = [space.to_graph(space.parse(i)) for i in range(0, 15625, 1201)]  # 14 cells
+    feats = np.log1p(np.array([[g.flops, len(g)] for g in graphs], dtype=float))
+    y = np.log1p([g.params for g in graphs]) - 0.3 * feats[:, 1]
+    train, test = slice(0, 9), slice(9, 14)
+    got, _ = _transfer("capacity_ridge+zc+signed", 1, graphs[train], y[train], graphs[test], feats[train], feats[test])
+    ref = PREDICTORS.resolve("capacity_ridge", seed=1, signs="source")
+    ref.fit(graphs[train], y[train], features=feats[train])
+    np.testing.assert_array_equal(got, ref.predict(graphs[test], features=feats[test])[0])
+    free = PREDICTORS.resolve("capacity_ridge", seed=1).fit(graphs[train], y[train], features=feats[train])
+    assert np.abs(got - free.predict(graphs[test], features=feats[test])[0]).max() > 1e-3  # a sign binds here
+    got, _ = _transfer("capacity_ridge+zc+signed+adapt", 1, graphs[train], y[train], graphs[test], feats[train],
+                       feats[test])
+    ref.adapt(graphs[test], features=feats[test])
+    np.testing.assert_array_equal(got, ref.predict(graphs[test], features=feats[test])[0])
 
 
 def test_curve_geno_methods_read_the_literal_genotype_one_hot(tmp_path: Path) -> None:
