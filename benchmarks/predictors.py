@@ -581,8 +581,9 @@ def _zc_pair(r: Runner, m: str, source: str, source_archs: list[str], target: st
 
 
 def transfer_method(m: str) -> tuple[str, list[str]]:
-    """``(NAME, EXTRAS)`` of a zero-shot method: a registered predictor with the extras ``zc`` and
-    ``adapt`` (the latter for a predictor that has ``adapt``), in that order; ValueError otherwise."""
+    """``(NAME, EXTRAS)`` of a zero-shot method: a registered predictor with any of the extras ``zc``,
+    ``signed`` (for a predictor whose config has ``signs``) and ``adapt`` (for one that has ``adapt``),
+    in that order; ValueError otherwise."""
     from predictors import PREDICTORS
 
     name, *extras = m.split("+")
@@ -617,8 +618,8 @@ def latency_method(m: str) -> tuple[str, str]:
 def _transfer(m: str, s: int, train: Sequence[Any], y: np.ndarray, test: Sequence[Any],
               f_train: np.ndarray | None = None, f_test: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Predictions for another space's ``test`` graphs (with ``f_train``/``f_test`` as features when
-    given); ``+adapt`` re-standardizes the predictor's inputs on the (unlabelled) test graphs first
-    (:meth:`~predictors.gennape.GennapePredictor.adapt`)."""
+    given); ``+signed`` fits with ``signs="source"``; ``+adapt`` re-standardizes the predictor's inputs on
+    the (unlabelled) test graphs first (:meth:`~predictors.gennape.GennapePredictor.adapt`)."""
     name, extras = transfer_method(m)
     overrides = {"signs": "source"} if "signed" in extras else {}
     if "adapt" not in extras:

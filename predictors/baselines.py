@@ -456,7 +456,8 @@ def signed_ridge(z: FloatArray, y: FloatArray, alpha: float, signs: FloatArray) 
     zc = (z - z.mean(axis=0)) * signs
     width = z.shape[1]
     a = np.vstack([zc, math.sqrt(alpha) * np.eye(width)])
-    v, _ = nnls(a, np.concatenate([y - y.mean(), np.zeros(width)]))
+    # scipy's default of 3 * width active-set iterations can run out on collinear inputs; allow more
+    v, _ = nnls(a, np.concatenate([y - y.mean(), np.zeros(width)]), maxiter=max(100, 10 * width))
     w = v * signs
     return w, float(y.mean() - z.mean(axis=0) @ w)
 

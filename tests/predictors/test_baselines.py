@@ -123,21 +123,33 @@ def test_signed_ridge_against_enumerating_the_active_sets(seed: int) -> None:
 
 def test_source_signs_are_spearman_signs_with_zero_for_undefined() -> None:
     rng = np.random.default_rng(0)
-    y = rng.normal(size=30)
-    z = np.column_stack([y ** 3, -np.exp(y), np.ones(30), rng.normal(size=30)])
-    from scipy.stats import spearmanr
-
-    np.testing.assert_array_equal(source_signs(z, y)[:3], [1.0, -1.0, 0.0])
-    assert source_signs(z, y)[3] == np.sign(spearmanr(z[:, 3], y)[0])
+    y = np.sort(rng.normal(size=30))
+    outlier = np.arange(30.0)  # rises with y, except one huge negative value: Pearson says -, Spearman +
+    outlier[-1] = -1e4  # at the largest y
+    z = np.column_stack([y ** 3, -np.exp(y), np.ones(30), outlier])
+    assert np.corrcoef(outlier, y)[0, 1] < 0
+    np.testing.assert_array_equal(source_signs(z, y), [1.0, -1.0, 0.0, 1.0])
     np.testing.assert_array_equal(source_signs(z, np.ones(30)), 0.0)  # constant targets: no direction
 
 
-def test_capacity_ridge_signed_fit(graphs, targets, features) -> None:
+def test_capacity_ridge_signed_fit(graphs, targets, features, monkeypatch) -> None:
     """``signs="source"``: each bag is :func:`signed_ridge` at the penalty RidgeCV picks on that bag, with
     the fitting set's Spearman signs; where the unconstrained fit already has those signs it is
     RidgeCV's fit; the setting is saved, and an unknown one refused."""
+    import predictors.baselines as baselines
+
+    calls = []
+
+    def recording(z, y):
+        calls.append((z.copy(), y.copy()))
+        return source_signs(z, y)
+
+    monkeypatch.setattr(baselines, "source_signs", recording)
     p = CapacityRidge(bags=2, signs="source").fit(graphs[TRAIN], targets[TRAIN], features=features[TRAIN])
     z = p._scaler.transform(p._encode(graphs[TRAIN], features[TRAIN]))
+    assert len(calls) == 1  # once, on the whole fitting set, not per bag
+    np.testing.assert_array_equal(calls[0][0], z)
+    np.testing.assert_array_equal(calls[0][1], targets[TRAIN])
     y = targets[TRAIN]
     signs = source_signs(z, y)
     rng = np.random.default_rng(p.config.seed)  # the bags, drawn as _Bagged.fit draws them
