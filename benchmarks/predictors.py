@@ -551,14 +551,19 @@ def spec_features(r: Runner, space: str, archs: Sequence[str], spec: dict[str, A
     return np.array(rows, dtype=np.float64).reshape(len(archs), -1)
 
 
+def _uses_zc(m: str) -> bool:
+    """Whether zero-shot method ``m`` has the ``+zc`` extra (the :data:`ZC_TRANSFER` features)."""
+    return "zc" in m.split("+")
+
+
 def zs_method_key(m: str) -> str:
     """The cache name of zero-shot method ``m``: a ``+zc`` method also names the :data:`ZC_TRANSFER`
     proxies, so a workdir's results computed with another feature set are not read back as this one's."""
-    return f"{m}@{','.join(ZC_TRANSFER)}" if "zc" in m.split("+") else m
+    return f"{m}@{','.join(ZC_TRANSFER)}" if _uses_zc(m) else m
 
 
 def _zc_record(m: str) -> dict[str, Any]:
-    return {"zc_proxies": list(ZC_TRANSFER)} if "zc" in m.split("+") else {}
+    return {"zc_proxies": list(ZC_TRANSFER)} if _uses_zc(m) else {}
 
 
 def current_zeroshot(cached: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -566,7 +571,7 @@ def current_zeroshot(cached: list[dict[str, Any]]) -> list[dict[str, Any]]:
     only if it was computed with this :data:`ZC_TRANSFER` (older files do not record theirs)."""
     out = []
     for c in cached:
-        if "zc" in c["method"].split("+") and c.get("zc_proxies") != list(ZC_TRANSFER):
+        if _uses_zc(c["method"]) and c.get("zc_proxies") != list(ZC_TRANSFER):
             continue
         out.append({**c, "key": c["key"].split("-", 1)[0]})
     return out
@@ -575,7 +580,7 @@ def current_zeroshot(cached: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _zc_pair(r: Runner, m: str, source: str, source_archs: list[str], target: str,
              target_archs: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The ``+zc`` features of the source and target architectures, or ``(None, None)`` without ``+zc``."""
-    if "zc" not in m.split("+"):
+    if not _uses_zc(m):
         return None, None
     return zc_transfer_features(r, source, source_archs), zc_transfer_features(r, target, target_archs)
 
