@@ -61,12 +61,19 @@ Experiments (BENCHMARKS.md, "Predictors" and "Latency"):
   architectures: 500 to train, the rest to test. ``runtime_latency`` (the kernel model on the
   kernels onnxruntime runs) belongs here. Two ceilings say what any predictor could reach:
   ``ceiling_literal``, a ridge model with all interactions up to order 3 of the literal cell's
-  one-hot genotype, fitted on 12,000 architectures and scored on its own training set (the share of
-  the table that *any* function of the genotype matches within ±10%: below 100% only through
-  measurement noise); and for ``measured``, how well the labels reproduce: with one pass, a second
+  one-hot genotype, fitted on 12,000 architectures and scored on its own training set (a model far
+  richer than any fitted on 500: what it misses is structure of higher order or measurement noise);
+  and for ``measured``, how well the labels reproduce: with one pass, a second
   measurement of 100 architectures against the first (minutes later); with P passes, the least of
   the first P // 2 passes against the least of the next P // 2 (``ceiling_passes_HvH``) and, from 4
   passes, the first pass against the second (``ceiling_passes_1v1``), over every measured architecture.
+  ``drift_literal`` asks whether the order-3 model's misses on a table follow the NB201 index, which is
+  unrelated to the cell (consecutive rows share as many edges as two random ones): the lag-1 rank
+  correlation of its relative errors along the index, and the share within ±10% once each row is
+  corrected by the median error of its 12 neighbours on each side (:func:`predictors.metrics.order_drift`;
+  it reads the neighbours' true labels, so it is a diagnostic of the table, not a predictor). An
+  error that follows the index follows the order of measurement: a slow period of the measuring
+  machine. ``<out>-drift.png`` plots the errors along the index, one panel per device.
 
 Notes on the latency figures. HW-NAS-Bench's ``fpga`` and ``eyeriss`` latencies are exactly linear
 in the *literal* cell's op counts (``opcount_linear_within_10pct`` = 1.0: four op counts and an
@@ -127,7 +134,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "ablations": ("method", "n", "seeds", *_RANK_COLUMNS),
     "zeroshot": ("key", "method", "seeds", *_RANK_COLUMNS),
     "latency": ("device", "method", "seeds", "within_10pct", "within_10pct_std", "rmse", "spearman",
-                "fit_within_10pct", "opcount_linear_within_10pct", "seconds"),
+                "fit_within_10pct", "opcount_linear_within_10pct", "error_lag1", "drift_within_10pct",
+                "adjacent_shared_edges", "random_shared_edges", "seconds"),
 }
 
 
@@ -759,22 +767,30 @@ def run_ablations(r: Runner, seeds: Sequence[int], n: int) -> None:
                 r.cached("ablations", f"{name}-n{n}", s, _ablation, r, lab, name, s, train_rows, test_rows)
 
 
-def _literal_ceiling(device: str, r: Runner) -> dict[str, Any]:
-    """Within-10% of a degree-3 interaction ridge on the literal one-hot genotype, on its own 12,000
-    training architectures, and of a linear model on the cell's op counts on all 15,625."""
-    from sklearn.linear_model import LinearRegression, Ridge
+def _literal_features(lab: Any) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+    """The literal cells' one-hot genotypes, their interactions up to order 3, and the genotypes."""
     from sklearn.preprocessing import PolynomialFeatures
 
-    from predictors.metrics import latency_metrics
     from search_spaces.nb201 import OPS, parse_arch
 
-    lab = r.labelled("nb201", f"latency:{device}")
-    genos = [parse_arch(a) for a in lab.archs]
+    genos = [list(parse_arch(a)) for a in lab.archs]
     onehot = np.zeros((len(genos), 6 * len(OPS)))
     for i, g in enumerate(genos):
         for e, op in enumerate(g):
             onehot[i, e * len(OPS) + OPS.index(op)] = 1.0
-    poly = PolynomialFeatures(3, interaction_only=True, include_bias=False).fit_transform(onehot)
+    return onehot, PolynomialFeatures(3, interaction_only=True, include_bias=False).fit_transform(onehot), genos
+
+
+def _literal_ceiling(device: str, r: Runner) -> dict[str, Any]:
+    """Within-10% of a degree-3 interaction ridge on the literal one-hot genotype, on its own 12,000
+    training architectures, and of a linear model on the cell's op counts on all 15,625."""
+    from sklearn.linear_model import LinearRegression, Ridge
+
+    from predictors.metrics import latency_metrics
+    from search_spaces.nb201 import OPS
+
+    lab = r.labelled("nb201", f"latency:{device}")
+    _, poly, genos = _literal_features(lab)
     rows = np.random.default_rng(r.args.seed).permutation(len(genos))[:12000]
     fit = Ridge(alpha=1.0).fit(poly[rows], lab.y[rows]).predict(poly[rows])
     counts = np.array([[g.count(op) for op in OPS[1:]] for g in genos], dtype=float)
@@ -782,6 +798,36 @@ def _literal_ceiling(device: str, r: Runner) -> dict[str, Any]:
     return {"method": "ceiling_literal", "device": device,
             **{f"fit_{k}": v for k, v in latency_metrics(np.maximum(fit, 1e-9), lab.y[rows]).items()},
             "opcount_linear_within_10pct": latency_metrics(np.maximum(lin, 1e-9), lab.y)["within_10pct"]}
+
+
+#: Rows on each side whose median error corrects a row in ``drift_literal``.
+DRIFT_NEIGHBOURS = 12
+
+
+def _order_drift(device: str, r: Runner) -> dict[str, Any]:
+    """Whether the literal ceiling model's misses follow the table's row order (the NB201 index).
+
+    The order-3 ridge of :func:`_literal_ceiling` is fitted on all 15,625 rows; its relative errors in
+    index order give :func:`predictors.metrics.order_drift`. The index is unrelated to the cell
+    (``adjacent_shared_edges``: the edges two consecutive rows share, against ``random_shared_edges``,
+    the mean for two rows drawn at random), so an error that follows it follows the order of
+    measurement. The errors are kept (4 significant digits) for the drift plot.
+    """
+    from sklearn.linear_model import Ridge
+
+    from predictors.metrics import latency_metrics, order_drift
+
+    lab = r.labelled("nb201", f"latency:{device}")
+    onehot, poly, genos = _literal_features(lab)
+    fit = Ridge(alpha=1.0).fit(poly, lab.y).predict(poly)
+    g = np.array(genos)
+    adjacent = float((g[1:] == g[:-1]).sum(axis=1).mean())
+    freq = onehot.mean(axis=0)  # per edge and op, the share of rows
+    return {"method": "drift_literal", "device": device, "n_test": len(lab.y), "neighbours": DRIFT_NEIGHBOURS,
+            "fit_within_10pct": latency_metrics(fit, lab.y)["within_10pct"],  # fit may be <= 0 on tiny latencies
+            **order_drift(fit, lab.y, neighbours=DRIFT_NEIGHBOURS),
+            "adjacent_shared_edges": adjacent, "random_shared_edges": float((freq ** 2).sum()),
+            "errors": [float(f"{e:.4g}") for e in fit / lab.y - 1.0]}
 
 
 def _fit_latency(m: str, s: int, archs: Sequence[str], graphs: Sequence[Any], y: np.ndarray,
@@ -866,6 +912,7 @@ def run_latency(r: Runner, seeds: Sequence[int], methods: Sequence[str], n_train
                 r.cached("latency", f"{device}-{m}", s, _latency_run, r, lab, device, m, s, train_rows, test_rows)
     for device in devices:
         r.cached("latency", f"{device}-ceiling", 0, _literal_ceiling, device, r)
+        r.cached("latency", f"{device}-drift", 0, _order_drift, device, r)
     if r.args.no_measured:
         return
     # measured on this machine: what the cache holds (see predictors.data.measured_passes)
@@ -976,6 +1023,37 @@ def _plot(summary: dict[str, list[dict[str, Any]]], path: Path, proxy: tuple[str
     plt.close(fig)
 
 
+def _plot_drift(rows: list[dict[str, Any]], path: Path) -> bool:
+    """One panel per device: the literal ceiling model's relative errors along the NB201 index, with the
+    median of each row's neighbours; False where no ``drift_literal`` row exists."""
+    rows = [d for d in rows if d.get("method") == "drift_literal" and d.get("errors")]
+    if not rows:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from predictors.metrics import neighbour_median
+
+    fig, axes = plt.subplots(len(rows), 1, figsize=(11, 2.2 * len(rows)), dpi=90, squeeze=False, sharex=True)
+    for ax, d in zip(axes[:, 0], sorted(rows, key=lambda d: str(d["device"])), strict=True):
+        err, k = np.asarray(d["errors"]), int(d["neighbours"])
+        ax.plot(err, ",", alpha=0.5, color="tab:blue")
+        ax.plot(neighbour_median(err, k), color="tab:red", lw=0.8, label=f"median of the {2 * k} neighbours")
+        ax.axhspan(-0.1, 0.1, color="grey", alpha=0.12, lw=0)
+        ax.set_ylim(-0.4, 0.4)
+        ax.set_ylabel("fit / y - 1")
+        ax.set_title(f"{d['device']}: order-3 fit within ±10% {d['fit_within_10pct']:.3f}, lag-1 rank correlation "
+                     f"{d['error_lag1']:.2f}, with the neighbours' median {d['drift_within_10pct']:.3f}", fontsize=8)
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel("NB201 index (the table's row)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_args(p, default_out="predictors.json")
@@ -1064,7 +1142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_latency(r, seeds, latency_methods, args.latency_n,
                         [d.strip() for d in args.devices.split(",") if d.strip()])
     rank = ("spearman", "kendall", "precision_at_5pct", "spearman_distinct", "n_distinct")
-    lat = ("within_10pct", "rmse", "spearman", "fit_within_10pct", "opcount_linear_within_10pct")
+    lat = ("within_10pct", "rmse", "spearman", "fit_within_10pct", "opcount_linear_within_10pct", "error_lag1",
+           "drift_within_10pct", "adjacent_shared_edges", "random_shared_edges")
     summary = {}
     for e in experiments:
         cached = r.all_cached(e)
@@ -1087,6 +1166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     png = out.with_suffix(".png")
     _plot(summary, png, _best_proxy_line(r) if "curves" in summary else None)
     print(f"wrote {out} and {png}")
+    drift = out.with_name(f"{out.stem}-drift.png")
+    if "latency" in summary and _plot_drift(r.all_cached("latency"), drift):
+        print(f"wrote {drift}")
     return 0
 
 

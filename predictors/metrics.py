@@ -8,6 +8,8 @@
   Constant predictions or truth have no rank correlation: a :class:`~nas.errors.PredictorError`.
 * :func:`latency_metrics`: the share of predictions within ±10% of the truth (nn-Meter's metric,
   ``|p / y - 1| <= 0.1``), RMSE in the unit of ``y``, and Spearman's ρ.
+* :func:`order_drift`: whether a model's misses on a latency table follow the order the table was
+  measured in (a diagnostic of the labels, not a metric of a predictor).
 """
 
 from __future__ import annotations
@@ -70,3 +72,50 @@ def latency_metrics(pred: npt.ArrayLike, truth: npt.ArrayLike, tolerance: float 
         raise PredictorError("relative latency error needs positive true latencies")
     return {f"within_{round(tolerance * 100):d}pct": float(np.mean(np.abs(p - t) <= tolerance * t)),
             "rmse": float(np.sqrt(np.mean((p - t) ** 2))), "spearman": _correlations(p, t)[0]}
+
+
+def neighbour_median(values: npt.ArrayLike, neighbours: int) -> np.ndarray:
+    """Per row, the median of the ``neighbours`` rows on each side of it (fewer at the ends), never the
+    row itself; the median, so that a few rows with huge values do not move their neighbours."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if neighbours < 1 or v.size < 2:
+        raise PredictorError(f"a neighbour median needs neighbours >= 1 and at least 2 rows; "
+                             f"got {neighbours}, {v.size}")
+    pad = np.full(v.size + 2 * neighbours, np.nan)
+    pad[neighbours:neighbours + v.size] = v
+    windows = np.lib.stride_tricks.sliding_window_view(pad, 2 * neighbours + 1).copy()
+    windows[:, neighbours] = np.nan
+    return np.asarray(np.nanmedian(windows, axis=1))
+
+
+def order_drift(pred: npt.ArrayLike, truth: npt.ArrayLike, neighbours: int = 12,
+                tolerance: float = 0.10) -> dict[str, float]:
+    """How much of a model's miss on a table follows the table's row order.
+
+    A latency table measured one architecture after another carries the state of the machine at the
+    time (load, clocks, temperature), so where the rows are in measurement order and the order is
+    unrelated to the architectures, a part of the label that follows the order is measurement, not
+    architecture. With the relative errors ``e_i = p_i / y_i - 1`` in row order (within ``tolerance``
+    where ``|e_i| <= tolerance``):
+
+    * ``error_lag1``: Spearman's correlation of ``e_i`` with ``e_{i+1}`` (about 0 where the error is
+      independent from row to row; ranks, so that a few tiny latencies with huge relative errors do not
+      decide it);
+    * ``drift_within_10pct``: the share within ``tolerance`` of ``p_i / (1 + m_i)``, where ``m_i`` is the
+      median error of the ``neighbours`` rows on each side of row ``i`` (:func:`neighbour_median`), never
+      row ``i`` itself; a row whose ``1 + m_i`` is not positive keeps ``p_i``. It uses the other rows'
+      true labels, so it is no prediction: it says how much of the model's miss the measurement
+      period explains.
+    """
+    p, t = _pair(pred, truth)
+    if (t <= 0).any():
+        raise PredictorError("order drift needs positive true latencies")
+    if p.size < 3:
+        raise PredictorError(f"order drift needs at least 3 rows; got {p.size}")
+    e = p / t - 1.0
+    if (e[1:] == e[1]).all() or (e[:-1] == e[0]).all():
+        raise PredictorError("the relative errors are constant: their correlation along the rows is undefined")
+    m = neighbour_median(e, neighbours)
+    fixed = np.where(1.0 + m > 0, p / np.maximum(1.0 + m, 1e-300), p)
+    return {"error_lag1": float(stats.spearmanr(e[:-1], e[1:])[0]),
+            f"drift_within_{round(tolerance * 100):d}pct": float(np.mean(np.abs(fixed - t) <= tolerance * t))}

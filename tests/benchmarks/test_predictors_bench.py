@@ -9,7 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.predictors import Runner, _best_proxy_line, _curve, _fit_latency, _plot, _transfer, zs_directions
+from benchmarks.predictors import (
+    Runner,
+    _best_proxy_line,
+    _curve,
+    _fit_latency,
+    _order_drift,
+    _plot,
+    _plot_drift,
+    _transfer,
+    zs_directions,
+)
 
 
 def test_unknown_method_suffixes_are_refused() -> None:
@@ -384,3 +394,37 @@ def test_zeroshot_zc_results_are_kept_apart_by_their_proxy_set() -> None:
     kept = bp.current_zeroshot([now, older, other, plain])
     assert [(c["key"], c["method"]) for c in kept] == [("nb101_to_nb201", "capacity_ridge+zc"),
                                                        ("nb201_500_to_nb101", "gennape+ft50")]
+
+
+def test_order_drift_finds_periods_of_measurement_in_a_table(tmp_path: Path) -> None:
+    """A table whose labels carry slow periods along its row order: the literal model's errors follow
+    the order, and its neighbours' median brings the slow rows back. The same rows in another order (the
+    same fit) show neither. The drift plot draws the cached rows."""
+    from types import SimpleNamespace
+
+    from predictors.data import Labelled, genotype_onehot
+    from search_spaces import SPACES
+
+    space = SPACES.resolve("nb201")
+    rng = np.random.default_rng(0)
+    archs = [space.format(space.parse(int(i))) for i in rng.permutation(15625)[:4000]]
+    onehot = genotype_onehot("nb201", archs)
+    latency = 2.0 + onehot @ rng.uniform(0.0, 3.0, onehot.shape[1])  # additive in the ops of the edges
+    slow = np.repeat(rng.random(16) < 0.3, 250)  # measured in periods of 250 rows, some of them 20% slow
+    y = latency * (1 + 0.2 * slow) * (1 + rng.normal(0.0, 0.01, 4000))
+
+    def runner(order: np.ndarray) -> SimpleNamespace:
+        lab = Labelled("nb201", "latency:dev", tuple(archs[i] for i in order), y[order])
+        return SimpleNamespace(labelled=lambda space, target: lab)
+
+    in_order = _order_drift("dev", runner(np.arange(4000)))  # type: ignore[arg-type]
+    assert in_order["fit_within_10pct"] < 0.9  # the model of the cell cannot know the period
+    assert in_order["error_lag1"] > 0.5 and in_order["drift_within_10pct"] > 0.95
+    assert abs(in_order["adjacent_shared_edges"] - in_order["random_shared_edges"]) < 0.1  # rows in random order
+    assert len(in_order["errors"]) == 4000
+    mixed = _order_drift("dev", runner(rng.permutation(4000)))  # type: ignore[arg-type]
+    assert mixed["fit_within_10pct"] == pytest.approx(in_order["fit_within_10pct"])
+    assert abs(mixed["error_lag1"]) < 0.1 and mixed["drift_within_10pct"] <= mixed["fit_within_10pct"]
+    png = tmp_path / "drift.png"
+    assert not _plot_drift([{"method": "ceiling_literal"}], png) and not png.exists()
+    assert _plot_drift([in_order, {**mixed, "device": "mixed"}], png) and png.stat().st_size > 0

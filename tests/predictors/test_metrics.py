@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import statistics
+
 import numpy as np
 import pytest
 
 from nas.errors import PredictorError
-from predictors.metrics import latency_metrics, precision_at_top, rank_metrics
+from predictors.metrics import latency_metrics, neighbour_median, order_drift, precision_at_top, rank_metrics
 
 
 def test_precision_at_top_by_hand() -> None:
@@ -84,3 +86,63 @@ def test_latency_metrics_by_hand() -> None:
     assert m["spearman"] == pytest.approx(1.0)
     with pytest.raises(PredictorError, match="positive"):
         latency_metrics([1.0, 2.0], [0.0, 1.0])
+
+
+def _order_drift_by_loop(pred: np.ndarray, truth: np.ndarray, k: int) -> tuple[float, float]:
+    e = [p / t - 1 for p, t in zip(pred, truth, strict=True)]
+    n, hits = len(e), 0
+    for i in range(n):
+        m = statistics.median(e[j] for j in range(max(0, i - k), min(n, i + k + 1)) if j != i)
+        fixed = pred[i] / (1 + m) if 1 + m > 0 else pred[i]
+        hits += abs(fixed - truth[i]) <= 0.1 * truth[i]
+    a, b = np.argsort(np.argsort(e[:-1])), np.argsort(np.argsort(e[1:]))  # ranks (no ties in random floats)
+    return float(np.corrcoef(a, b)[0, 1]), hits / n
+
+
+@pytest.mark.parametrize("k", [1, 3, 12, 50])
+def test_order_drift_against_a_plain_loop(k: int) -> None:
+    rng = np.random.default_rng(k)
+    pred = rng.uniform(1.0, 5.0, 37)
+    truth = pred * (1 + np.cumsum(rng.normal(0, 0.04, 37)))  # a random walk: errors follow the order
+    pred[5] = -0.5  # a fit may go below zero; the row counts, with an error below -1
+    truth[7] = 0.001  # a tiny latency: a huge relative error, which a median and ranks shrug off
+    m = order_drift(pred, truth, neighbours=k)
+    lag1, within = _order_drift_by_loop(pred, truth, k)
+    assert m["error_lag1"] == pytest.approx(lag1)
+    assert m["drift_within_10pct"] == pytest.approx(within)
+    assert 0 < within < 1
+
+
+def test_neighbour_median_by_hand() -> None:
+    v = [5.0, 1.0, 100.0, 2.0, 3.0]
+    np.testing.assert_array_equal(neighbour_median(v, 1), [1.0, 52.5, 1.5, 51.5, 2.0])
+    np.testing.assert_array_equal(neighbour_median(v, 2), [50.5, 5.0, 2.5, 3.0, 51.0])
+    with pytest.raises(PredictorError, match="neighbours >= 1"):
+        neighbour_median(v, 0)
+
+
+def test_order_drift_tells_periods_of_measurement_from_noise() -> None:
+    rng = np.random.default_rng(0)
+    n = 4000
+    latency = rng.uniform(2.0, 20.0, n)
+    slow = np.repeat(rng.random(n // 200) < 0.3, 200)  # measured in blocks; some blocks 25% slow
+    truth = latency * (1 + 0.25 * slow) * (1 + rng.normal(0, 0.01, n))
+    latency *= 1 + 0.25 * slow.mean()  # the best model of the architecture alone, fitted on these labels
+    plain = latency_metrics(latency, truth)["within_10pct"]
+    assert plain < 0.8  # the slow blocks are out
+    in_order = order_drift(latency, truth)
+    assert in_order["error_lag1"] > 0.5
+    assert in_order["drift_within_10pct"] > 0.98  # all but the blocks' edges come back
+    shuffled = rng.permutation(n)  # the same labels in an order unrelated to when they were measured
+    mixed = order_drift(latency[shuffled], truth[shuffled])
+    assert abs(mixed["error_lag1"]) < 0.1
+    assert mixed["drift_within_10pct"] < plain + 0.01  # no period to recover: the neighbours do not help
+
+
+def test_order_drift_refuses_what_it_cannot_measure() -> None:
+    with pytest.raises(PredictorError, match="positive"):
+        order_drift([1.0, 2.0, 3.0], [1.0, 0.0, 3.0])
+    with pytest.raises(PredictorError, match="at least 3"):
+        order_drift([1.0, 2.0], [1.0, 2.0])
+    with pytest.raises(PredictorError, match="constant"):
+        order_drift([1.0, 2.0, 3.0], [0.5, 1.0, 1.5])
