@@ -67,13 +67,15 @@ Experiments (BENCHMARKS.md, "Predictors" and "Latency"):
   measurement of 100 architectures against the first (minutes later); with P passes, the least of
   the first P // 2 passes against the least of the next P // 2 (``ceiling_passes_HvH``) and, from 4
   passes, the first pass against the second (``ceiling_passes_1v1``), over every measured architecture.
-  ``drift_literal`` asks whether the order-3 model's misses on a table follow the NB201 index, which is
-  unrelated to the cell (consecutive rows share as many edges as two random ones): the lag-1 rank
-  correlation of its relative errors along the index, and the share within ±10% once each row is
-  corrected by the median error of its 12 neighbours on each side (:func:`predictors.metrics.order_drift`;
-  it reads the neighbours' true labels, so it is a diagnostic of the table, not a predictor). An
-  error that follows the index follows the order of measurement: a slow period of the measuring
-  machine. ``<out>-drift.png`` plots the errors along the index, one panel per device.
+  ``drift_literal`` (its own table, ``latency_drift``) asks whether the order-3 model's misses on a
+  table follow the NB201 index, which is unrelated to the cell (consecutive rows share as many edges as
+  two random ones, and the fit itself does not follow the index): the lag-1 rank correlation of its
+  relative errors along the index, and the share within ±10% once each row is corrected by the median
+  error of its 3 or 12 neighbours on each side, beside the same correction with the rows shuffled
+  (:func:`predictors.metrics.order_drift`; it reads the neighbours' true labels, so it is a diagnostic
+  of the table, not a predictor). An error that follows the index but not the cell presumably follows
+  the order of measurement, the state of the measuring machine at the time. ``<out>-drift.png`` plots
+  the errors along the index, one row of panels per device.
 
 Notes on the latency figures. HW-NAS-Bench's ``fpga`` and ``eyeriss`` latencies are exactly linear
 in the *literal* cell's op counts (``opcount_linear_within_10pct`` = 1.0: four op counts and an
@@ -126,6 +128,9 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "mse_only": {"rank_loss": "none"},
 }
 LATENCY_GNN: dict[str, Any] = {"rank_loss": "none", "members": 2, "clusters": 2}
+#: Rows on each side whose median error corrects a row in ``drift_literal``: a short window, for a
+#: pattern that changes within tens of rows, and a long one, for periods of hundreds.
+DRIFT_NEIGHBOURS = (3, 12)
 _RANK_COLUMNS = ("spearman", "spearman_std", "kendall", "precision_at_5pct", "precision_at_5pct_std", "seconds")
 #: The printed columns per experiment (the JSON holds every aggregate).
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -134,8 +139,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "ablations": ("method", "n", "seeds", *_RANK_COLUMNS),
     "zeroshot": ("key", "method", "seeds", *_RANK_COLUMNS),
     "latency": ("device", "method", "seeds", "within_10pct", "within_10pct_std", "rmse", "spearman",
-                "fit_within_10pct", "opcount_linear_within_10pct", "error_lag1", "drift_within_10pct",
-                "adjacent_shared_edges", "random_shared_edges", "seconds"),
+                "fit_within_10pct", "opcount_linear_within_10pct", "seconds"),
+    "latency_drift": ("device", "fit_within_10pct", "error_lag1",
+                      *(f"{name}_k{k}" for k in DRIFT_NEIGHBOURS
+                        for name in ("drift_within_10pct", "shuffled_within_10pct")),
+                      "adjacent_shared_edges", "fit_lag1", "seconds"),
 }
 
 
@@ -800,33 +808,34 @@ def _literal_ceiling(device: str, r: Runner) -> dict[str, Any]:
             "opcount_linear_within_10pct": latency_metrics(np.maximum(lin, 1e-9), lab.y)["within_10pct"]}
 
 
-#: Rows on each side whose median error corrects a row in ``drift_literal``.
-DRIFT_NEIGHBOURS = 12
-
-
 def _order_drift(device: str, r: Runner) -> dict[str, Any]:
     """Whether the literal ceiling model's misses follow the table's row order (the NB201 index).
 
-    The order-3 ridge of :func:`_literal_ceiling` is fitted on all 15,625 rows; its relative errors in
-    index order give :func:`predictors.metrics.order_drift`. The index is unrelated to the cell
-    (``adjacent_shared_edges``: the edges two consecutive rows share, against ``random_shared_edges``,
-    the mean for two rows drawn at random), so an error that follows it follows the order of
-    measurement. The errors are kept (4 significant digits) for the drift plot.
+    The order-3 ridge of :func:`_literal_ceiling` is fitted on all 15,625 rows (``fit_within_10pct``,
+    in-sample); its relative errors in index order give :func:`predictors.metrics.order_drift` for each
+    window of :data:`DRIFT_NEIGHBOURS` (``drift_within_10pct_kK`` in index order, ``shuffled_within_10pct_kK``
+    in a random one). Two checks that the index is unrelated to the cell: ``adjacent_shared_edges``,
+    the edges two consecutive rows share (1.2 of 6 for two random cells of the full grid), and
+    ``fit_lag1``, the lag-1 rank correlation of the fit, a function of the cell alone. The errors are
+    kept (4 significant digits) for the drift plot.
     """
+    from scipy.stats import spearmanr
     from sklearn.linear_model import Ridge
 
     from predictors.metrics import latency_metrics, order_drift
 
     lab = r.labelled("nb201", f"latency:{device}")
-    onehot, poly, genos = _literal_features(lab)
+    _, poly, genos = _literal_features(lab)
     fit = Ridge(alpha=1.0).fit(poly, lab.y).predict(poly)
     g = np.array(genos)
-    adjacent = float((g[1:] == g[:-1]).sum(axis=1).mean())
-    freq = onehot.mean(axis=0)  # per edge and op, the share of rows
-    return {"method": "drift_literal", "device": device, "n_test": len(lab.y), "neighbours": DRIFT_NEIGHBOURS,
-            "fit_within_10pct": latency_metrics(fit, lab.y)["within_10pct"],  # fit may be <= 0 on tiny latencies
-            **order_drift(fit, lab.y, neighbours=DRIFT_NEIGHBOURS),
-            "adjacent_shared_edges": adjacent, "random_shared_edges": float((freq ** 2).sum()),
+    out: dict[str, Any] = {"method": "drift_literal", "device": device, "n_test": len(lab.y),
+                           "fit_within_10pct": latency_metrics(fit, lab.y)["within_10pct"]}
+    for k in DRIFT_NEIGHBOURS:
+        got = order_drift(fit, lab.y, neighbours=k)
+        out["error_lag1"] = got["error_lag1"]
+        out.update({f"{name}_k{k}": got[name] for name in ("drift_within_10pct", "shuffled_within_10pct")})
+    return {**out, "adjacent_shared_edges": float((g[1:] == g[:-1]).sum(axis=1).mean()),
+            "fit_lag1": float(spearmanr(fit[:-1], fit[1:])[0]), "neighbours": list(DRIFT_NEIGHBOURS),
             "errors": [float(f"{e:.4g}") for e in fit / lab.y - 1.0]}
 
 
@@ -912,7 +921,7 @@ def run_latency(r: Runner, seeds: Sequence[int], methods: Sequence[str], n_train
                 r.cached("latency", f"{device}-{m}", s, _latency_run, r, lab, device, m, s, train_rows, test_rows)
     for device in devices:
         r.cached("latency", f"{device}-ceiling", 0, _literal_ceiling, device, r)
-        r.cached("latency", f"{device}-drift", 0, _order_drift, device, r)
+        r.cached("latency", f"{device}-drift-k{'-'.join(map(str, DRIFT_NEIGHBOURS))}", 0, _order_drift, device, r)
     if r.args.no_measured:
         return
     # measured on this machine: what the cache holds (see predictors.data.measured_passes)
@@ -1023,9 +1032,14 @@ def _plot(summary: dict[str, list[dict[str, Any]]], path: Path, proxy: tuple[str
     plt.close(fig)
 
 
+#: The rows the drift plot's right-hand panels show one by one (ten periods of pixel3's oscillation).
+DRIFT_ZOOM = range(5000, 5260)
+
+
 def _plot_drift(rows: list[dict[str, Any]], path: Path) -> bool:
-    """One panel per device: the literal ceiling model's relative errors along the NB201 index, with the
-    median of each row's neighbours; False where no ``drift_literal`` row exists."""
+    """One row of panels per device: left, the literal ceiling model's relative errors along the whole
+    NB201 index with the median of each row's neighbours (the longest window); right, the rows of
+    :data:`DRIFT_ZOOM` one by one (the last ones of a shorter table). False where no ``drift_literal`` row exists."""
     rows = [d for d in rows if d.get("method") == "drift_literal" and d.get("errors")]
     if not rows:
         return False
@@ -1036,18 +1050,29 @@ def _plot_drift(rows: list[dict[str, Any]], path: Path) -> bool:
 
     from predictors.metrics import neighbour_median
 
-    fig, axes = plt.subplots(len(rows), 1, figsize=(11, 2.2 * len(rows)), dpi=90, squeeze=False, sharex=True)
-    for ax, d in zip(axes[:, 0], sorted(rows, key=lambda d: str(d["device"])), strict=True):
-        err, k = np.asarray(d["errors"]), int(d["neighbours"])
+    fig, axes = plt.subplots(len(rows), 2, figsize=(14, 2.3 * len(rows)), dpi=90, squeeze=False,
+                             gridspec_kw={"width_ratios": [3, 1]})
+    for (ax, zoom), d in zip(axes, sorted(rows, key=lambda d: str(d["device"])), strict=True):
+        err, k = np.asarray(d["errors"]), max(int(n) for n in d["neighbours"])
         ax.plot(err, ",", alpha=0.5, color="tab:blue")
         ax.plot(neighbour_median(err, k), color="tab:red", lw=0.8, label=f"median of the {2 * k} neighbours")
-        ax.axhspan(-0.1, 0.1, color="grey", alpha=0.12, lw=0)
-        ax.set_ylim(-0.4, 0.4)
+        short = min(int(n) for n in d["neighbours"])
+        ax.set_title(f"{d['device']}: order-3 fit within ±10% {d['fit_within_10pct']:.3f}; lag-1 rank correlation "
+                     f"{d['error_lag1']:.2f}; corrected by {2 * short} / {2 * k} neighbours "
+                     f"{d[f'drift_within_10pct_k{short}']:.3f} / {d[f'drift_within_10pct_k{k}']:.3f} "
+                     f"(shuffled rows {d[f'shuffled_within_10pct_k{short}']:.3f} / "
+                     f"{d[f'shuffled_within_10pct_k{k}']:.3f})", fontsize=8)
         ax.set_ylabel("fit / y - 1")
-        ax.set_title(f"{d['device']}: order-3 fit within ±10% {d['fit_within_10pct']:.3f}, lag-1 rank correlation "
-                     f"{d['error_lag1']:.2f}, with the neighbours' median {d['drift_within_10pct']:.3f}", fontsize=8)
+        lo = max(0, min(DRIFT_ZOOM.start, len(err) - len(DRIFT_ZOOM)))  # a shorter table: its last rows
+        shown = range(lo, min(lo + len(DRIFT_ZOOM), len(err)))
+        zoom.plot(shown, err[shown.start:shown.stop], ".-", ms=2, lw=0.4, color="tab:blue")
+        zoom.set_title(f"{d['device']}: rows {shown.start}-{shown.stop - 1}", fontsize=8)
+        for a in (ax, zoom):
+            a.axhspan(-0.1, 0.1, color="grey", alpha=0.12, lw=0)
+            a.set_ylim(-0.4, 0.4)
     axes[0, 0].legend(fontsize=7, loc="upper right")
     axes[-1, 0].set_xlabel("NB201 index (the table's row)")
+    axes[-1, 1].set_xlabel("NB201 index")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -1142,8 +1167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_latency(r, seeds, latency_methods, args.latency_n,
                         [d.strip() for d in args.devices.split(",") if d.strip()])
     rank = ("spearman", "kendall", "precision_at_5pct", "spearman_distinct", "n_distinct")
-    lat = ("within_10pct", "rmse", "spearman", "fit_within_10pct", "opcount_linear_within_10pct", "error_lag1",
-           "drift_within_10pct", "adjacent_shared_edges", "random_shared_edges")
+    lat = ("within_10pct", "rmse", "spearman", "fit_within_10pct", "opcount_linear_within_10pct")
     summary = {}
     for e in experiments:
         cached = r.all_cached(e)
@@ -1152,7 +1176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif e == "zeroshot":
             summary[e] = _aggregate(current_zeroshot(cached), ("key", "method"), rank)
         else:
-            summary[e] = _aggregate(cached, ("device", "method"), lat)
+            drift = [c for c in cached if c.get("method") == "drift_literal"]
+            summary[e] = _aggregate([c for c in cached if c.get("method") != "drift_literal"], ("device", "method"),
+                                    lat)
+            if drift:
+                summary["latency_drift"] = _aggregate(drift, ("device", "method"), COLUMNS["latency_drift"][1:-1])
     info = settings(seed=args.seed, seeds=args.seeds, ns=ns, n_test=args.n_test, experiments=experiments,
                     data=str(args.data_dir or "$NAS_DATA"), workdir=str(r.workdir), batch=None,
                     zc_source="NASLib nb201_zc_naslib.csv (725-architecture sample)",
@@ -1166,9 +1194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     png = out.with_suffix(".png")
     _plot(summary, png, _best_proxy_line(r) if "curves" in summary else None)
     print(f"wrote {out} and {png}")
-    drift = out.with_name(f"{out.stem}-drift.png")
-    if "latency" in summary and _plot_drift(r.all_cached("latency"), drift):
-        print(f"wrote {drift}")
+    drift_png = out.with_name(f"{out.stem}-drift.png")
+    if "latency" in summary and _plot_drift(r.all_cached("latency"), drift_png):
+        print(f"wrote {drift_png}")
     return 0
 
 

@@ -81,15 +81,23 @@ def neighbour_median(values: npt.ArrayLike, neighbours: int) -> np.ndarray:
     if neighbours < 1 or v.size < 2:
         raise PredictorError(f"a neighbour median needs neighbours >= 1 and at least 2 rows; "
                              f"got {neighbours}, {v.size}")
-    pad = np.full(v.size + 2 * neighbours, np.nan)
+    if not np.isfinite(v).all():
+        raise PredictorError(f"a neighbour median needs finite values; row {int(np.argmin(np.isfinite(v)))} is not")
+    pad = np.full(v.size + 2 * neighbours, np.nan)  # NaN marks "no row here"
     pad[neighbours:neighbours + v.size] = v
     windows = np.lib.stride_tricks.sliding_window_view(pad, 2 * neighbours + 1).copy()
     windows[:, neighbours] = np.nan
     return np.asarray(np.nanmedian(windows, axis=1))
 
 
-def order_drift(pred: npt.ArrayLike, truth: npt.ArrayLike, neighbours: int = 12,
-                tolerance: float = 0.10) -> dict[str, float]:
+def _neighbour_corrected_within(p: np.ndarray, t: np.ndarray, neighbours: int, tolerance: float) -> float:
+    m = neighbour_median(p / t - 1.0, neighbours)
+    fixed = np.where(1.0 + m > 0, p / np.maximum(1.0 + m, 1e-300), p)
+    return float(np.mean(np.abs(fixed - t) <= tolerance * t))
+
+
+def order_drift(pred: npt.ArrayLike, truth: npt.ArrayLike, neighbours: int = 3, tolerance: float = 0.10,
+                seed: int = 0) -> dict[str, float]:
     """How much of a model's miss on a table follows the table's row order.
 
     A latency table measured one architecture after another carries the state of the machine at the
@@ -104,8 +112,10 @@ def order_drift(pred: npt.ArrayLike, truth: npt.ArrayLike, neighbours: int = 12,
     * ``drift_within_10pct``: the share within ``tolerance`` of ``p_i / (1 + m_i)``, where ``m_i`` is the
       median error of the ``neighbours`` rows on each side of row ``i`` (:func:`neighbour_median`), never
       row ``i`` itself; a row whose ``1 + m_i`` is not positive keeps ``p_i``. It uses the other rows'
-      true labels, so it is no prediction: it says how much of the model's miss the measurement
-      period explains.
+      true labels, so it is no prediction: it says how much of the model's miss the row order explains;
+    * ``shuffled_within_10pct``: the same correction with the rows in a random order (``seed``), the
+      baseline: what neighbours that share nothing but the table give (a median of a few noisy rows
+      also adds noise, so this can fall below the uncorrected share).
     """
     p, t = _pair(pred, truth)
     if (t <= 0).any():
@@ -115,7 +125,8 @@ def order_drift(pred: npt.ArrayLike, truth: npt.ArrayLike, neighbours: int = 12,
     e = p / t - 1.0
     if (e[1:] == e[1]).all() or (e[:-1] == e[0]).all():
         raise PredictorError("the relative errors are constant: their correlation along the rows is undefined")
-    m = neighbour_median(e, neighbours)
-    fixed = np.where(1.0 + m > 0, p / np.maximum(1.0 + m, 1e-300), p)
+    mixed = np.random.default_rng(seed).permutation(p.size)
+    key = f"{round(tolerance * 100):d}pct"
     return {"error_lag1": float(stats.spearmanr(e[:-1], e[1:])[0]),
-            f"drift_within_{round(tolerance * 100):d}pct": float(np.mean(np.abs(fixed - t) <= tolerance * t))}
+            f"drift_within_{key}": _neighbour_corrected_within(p, t, neighbours, tolerance),
+            f"shuffled_within_{key}": _neighbour_corrected_within(p[mixed], t[mixed], neighbours, tolerance)}

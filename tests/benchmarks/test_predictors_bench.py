@@ -399,7 +399,8 @@ def test_zeroshot_zc_results_are_kept_apart_by_their_proxy_set() -> None:
 def test_order_drift_finds_periods_of_measurement_in_a_table(tmp_path: Path) -> None:
     """A table whose labels carry slow periods along its row order: the literal model's errors follow
     the order, and its neighbours' median brings the slow rows back. The same rows in another order (the
-    same fit) show neither. The drift plot draws the cached rows."""
+    same fit) show neither; rows sorted by cell show in the two checks of the order. The drift plot draws
+    the cached rows."""
     from types import SimpleNamespace
 
     from predictors.data import Labelled, genotype_onehot
@@ -419,12 +420,17 @@ def test_order_drift_finds_periods_of_measurement_in_a_table(tmp_path: Path) -> 
 
     in_order = _order_drift("dev", runner(np.arange(4000)))  # type: ignore[arg-type]
     assert in_order["fit_within_10pct"] < 0.9  # the model of the cell cannot know the period
-    assert in_order["error_lag1"] > 0.5 and in_order["drift_within_10pct"] > 0.95
-    assert abs(in_order["adjacent_shared_edges"] - in_order["random_shared_edges"]) < 0.1  # rows in random order
-    assert len(in_order["errors"]) == 4000
+    assert in_order["error_lag1"] > 0.5
+    for k in (3, 12):
+        assert in_order[f"drift_within_10pct_k{k}"] > 0.95  # the neighbours bring the slow rows back
+        assert in_order[f"shuffled_within_10pct_k{k}"] < in_order["fit_within_10pct"] + 0.01  # unrelated rows do not
+    assert abs(in_order["adjacent_shared_edges"] - 1.2) < 0.1 and abs(in_order["fit_lag1"]) < 0.1  # random order
+    assert len(in_order["errors"]) == 4000 and in_order["neighbours"] == [3, 12]
     mixed = _order_drift("dev", runner(rng.permutation(4000)))  # type: ignore[arg-type]
-    assert mixed["fit_within_10pct"] == pytest.approx(in_order["fit_within_10pct"])
-    assert abs(mixed["error_lag1"]) < 0.1 and mixed["drift_within_10pct"] <= mixed["fit_within_10pct"]
+    assert mixed["fit_within_10pct"] == pytest.approx(in_order["fit_within_10pct"])  # the same fit
+    assert abs(mixed["error_lag1"]) < 0.1 and mixed["drift_within_10pct_k12"] < mixed["fit_within_10pct"] + 0.01
+    by_cell = _order_drift("dev", runner(np.argsort(archs)))  # type: ignore[arg-type]
+    assert by_cell["adjacent_shared_edges"] > 3 and by_cell["fit_lag1"] > 0.5  # the checks see an order by cell
     png = tmp_path / "drift.png"
     assert not _plot_drift([{"method": "ceiling_literal"}], png) and not png.exists()
     assert _plot_drift([in_order, {**mixed, "device": "mixed"}], png) and png.stat().st_size > 0

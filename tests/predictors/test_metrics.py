@@ -88,15 +88,14 @@ def test_latency_metrics_by_hand() -> None:
         latency_metrics([1.0, 2.0], [0.0, 1.0])
 
 
-def _order_drift_by_loop(pred: np.ndarray, truth: np.ndarray, k: int) -> tuple[float, float]:
+def _corrected_within_by_loop(pred: np.ndarray, truth: np.ndarray, k: int) -> float:
     e = [p / t - 1 for p, t in zip(pred, truth, strict=True)]
     n, hits = len(e), 0
     for i in range(n):
         m = statistics.median(e[j] for j in range(max(0, i - k), min(n, i + k + 1)) if j != i)
         fixed = pred[i] / (1 + m) if 1 + m > 0 else pred[i]
         hits += abs(fixed - truth[i]) <= 0.1 * truth[i]
-    a, b = np.argsort(np.argsort(e[:-1])), np.argsort(np.argsort(e[1:]))  # ranks (no ties in random floats)
-    return float(np.corrcoef(a, b)[0, 1]), hits / n
+    return hits / n
 
 
 @pytest.mark.parametrize("k", [1, 3, 12, 50])
@@ -106,11 +105,21 @@ def test_order_drift_against_a_plain_loop(k: int) -> None:
     truth = pred * (1 + np.cumsum(rng.normal(0, 0.04, 37)))  # a random walk: errors follow the order
     pred[5] = -0.5  # a fit may go below zero; the row counts, with an error below -1
     truth[7] = 0.001  # a tiny latency: a huge relative error, which a median and ranks shrug off
-    m = order_drift(pred, truth, neighbours=k)
-    lag1, within = _order_drift_by_loop(pred, truth, k)
-    assert m["error_lag1"] == pytest.approx(lag1)
-    assert m["drift_within_10pct"] == pytest.approx(within)
-    assert 0 < within < 1
+    m = order_drift(pred, truth, neighbours=k, seed=k)
+    e = pred / truth - 1
+    a, b = np.argsort(np.argsort(e[:-1])), np.argsort(np.argsort(e[1:]))  # ranks (no ties in random floats)
+    assert m["error_lag1"] == pytest.approx(np.corrcoef(a, b)[0, 1])
+    within = _corrected_within_by_loop(pred, truth, k)
+    assert m["drift_within_10pct"] == pytest.approx(within) and 0 < within < 1
+    mixed = np.random.default_rng(k).permutation(37)
+    assert m["shuffled_within_10pct"] == pytest.approx(_corrected_within_by_loop(pred[mixed], truth[mixed], k))
+
+
+def test_order_drift_keeps_the_prediction_where_the_neighbours_say_nothing() -> None:
+    """Row 2's neighbours all predict -1 for 1 (median error -2): dividing by 1 + m = -1 would flip its
+    sign, so it keeps its own 1.05, within. Rows 0 and 4 divide by 0.025 (out); rows 1 and 3 keep -1."""
+    m = order_drift([-1.0, -1.0, 1.05, -1.0, -1.0], [1.0] * 5, neighbours=2)
+    assert m["drift_within_10pct"] == pytest.approx(0.2)
 
 
 def test_neighbour_median_by_hand() -> None:
@@ -119,6 +128,8 @@ def test_neighbour_median_by_hand() -> None:
     np.testing.assert_array_equal(neighbour_median(v, 2), [50.5, 5.0, 2.5, 3.0, 51.0])
     with pytest.raises(PredictorError, match="neighbours >= 1"):
         neighbour_median(v, 0)
+    with pytest.raises(PredictorError, match="row 1 is not"):
+        neighbour_median([1.0, np.nan, 3.0], 1)
 
 
 def test_order_drift_tells_periods_of_measurement_from_noise() -> None:
@@ -130,13 +141,14 @@ def test_order_drift_tells_periods_of_measurement_from_noise() -> None:
     latency *= 1 + 0.25 * slow.mean()  # the best model of the architecture alone, fitted on these labels
     plain = latency_metrics(latency, truth)["within_10pct"]
     assert plain < 0.8  # the slow blocks are out
-    in_order = order_drift(latency, truth)
+    in_order = order_drift(latency, truth, neighbours=12)
     assert in_order["error_lag1"] > 0.5
     assert in_order["drift_within_10pct"] > 0.98  # all but the blocks' edges come back
     shuffled = rng.permutation(n)  # the same labels in an order unrelated to when they were measured
-    mixed = order_drift(latency[shuffled], truth[shuffled])
+    mixed = order_drift(latency[shuffled], truth[shuffled], neighbours=12)
     assert abs(mixed["error_lag1"]) < 0.1
     assert mixed["drift_within_10pct"] < plain + 0.01  # no period to recover: the neighbours do not help
+    assert in_order["shuffled_within_10pct"] < plain + 0.01  # the baseline shuffles the rows itself
 
 
 def test_order_drift_refuses_what_it_cannot_measure() -> None:
