@@ -131,6 +131,10 @@ LATENCY_GNN: dict[str, Any] = {"rank_loss": "none", "members": 2, "clusters": 2}
 #: Rows on each side whose median error corrects a row in ``drift_literal``: a short window, for a
 #: pattern that changes within tens of rows, and a long one, for periods of hundreds.
 DRIFT_NEIGHBOURS = (3, 12)
+#: The cache key of a device's ``drift_literal`` row names the windows, so rows of other windows stay apart.
+DRIFT_KEY = "drift-k" + "-".join(map(str, DRIFT_NEIGHBOURS))
+#: Random orders whose mean is the ``drift_literal`` baseline.
+DRIFT_SHUFFLES = 5
 _RANK_COLUMNS = ("spearman", "spearman_std", "kendall", "precision_at_5pct", "precision_at_5pct_std", "seconds")
 #: The printed columns per experiment (the JSON holds every aggregate).
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -813,11 +817,11 @@ def _order_drift(device: str, r: Runner) -> dict[str, Any]:
 
     The order-3 ridge of :func:`_literal_ceiling` is fitted on all 15,625 rows (``fit_within_10pct``,
     in-sample); its relative errors in index order give :func:`predictors.metrics.order_drift` for each
-    window of :data:`DRIFT_NEIGHBOURS` (``drift_within_10pct_kK`` in index order, ``shuffled_within_10pct_kK``
-    in a random one). Two checks that the index is unrelated to the cell: ``adjacent_shared_edges``,
-    the edges two consecutive rows share (1.2 of 6 for two random cells of the full grid), and
-    ``fit_lag1``, the lag-1 rank correlation of the fit, a function of the cell alone. The errors are
-    kept (4 significant digits) for the drift plot.
+    window of :data:`DRIFT_NEIGHBOURS`: ``drift_within_10pct_kK`` in index order, and
+    ``shuffled_within_10pct_kK``, the mean over :data:`DRIFT_SHUFFLES` random orders. Two checks that
+    the index is unrelated to the cell: ``adjacent_shared_edges``, the edges two consecutive rows share
+    (1.2 of 6 for two random cells of the full grid), and ``fit_lag1``, the lag-1 rank correlation of
+    the fit, a function of the cell alone. The errors are kept (4 significant digits) for the plot.
     """
     from scipy.stats import spearmanr
     from sklearn.linear_model import Ridge
@@ -828,15 +832,20 @@ def _order_drift(device: str, r: Runner) -> dict[str, Any]:
     _, poly, genos = _literal_features(lab)
     fit = Ridge(alpha=1.0).fit(poly, lab.y).predict(poly)
     g = np.array(genos)
-    out: dict[str, Any] = {"method": "drift_literal", "device": device, "n_test": len(lab.y),
-                           "fit_within_10pct": latency_metrics(fit, lab.y)["within_10pct"]}
-    for k in DRIFT_NEIGHBOURS:
-        got = order_drift(fit, lab.y, neighbours=k)
-        out["error_lag1"] = got["error_lag1"]
-        out.update({f"{name}_k{k}": got[name] for name in ("drift_within_10pct", "shuffled_within_10pct")})
-    return {**out, "adjacent_shared_edges": float((g[1:] == g[:-1]).sum(axis=1).mean()),
+    got = {k: order_drift(fit, lab.y, neighbours=k, seed=0, shuffles=DRIFT_SHUFFLES) for k in DRIFT_NEIGHBOURS}
+    return {"method": "drift_literal", "device": device, "n_test": len(lab.y),
+            "fit_within_10pct": latency_metrics(fit, lab.y)["within_10pct"],
+            "error_lag1": got[DRIFT_NEIGHBOURS[0]]["error_lag1"],  # the same for every window
+            **{f"{name}_k{k}": got[k][name] for k in DRIFT_NEIGHBOURS
+               for name in ("drift_within_10pct", "shuffled_within_10pct")},
+            "adjacent_shared_edges": float((g[1:] == g[:-1]).sum(axis=1).mean()),
             "fit_lag1": float(spearmanr(fit[:-1], fit[1:])[0]), "neighbours": list(DRIFT_NEIGHBOURS),
-            "errors": [float(f"{e:.4g}") for e in fit / lab.y - 1.0]}
+            "shuffles": DRIFT_SHUFFLES, "shuffle_seed": 0, "errors": [float(f"{e:.4g}") for e in fit / lab.y - 1.0]}
+
+
+def _current_drift(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``drift_literal`` rows of this code's windows (:data:`DRIFT_KEY`), none of an older cache's."""
+    return [d for d in rows if d.get("method") == "drift_literal" and str(d.get("key", "")).endswith(DRIFT_KEY)]
 
 
 def _fit_latency(m: str, s: int, archs: Sequence[str], graphs: Sequence[Any], y: np.ndarray,
@@ -921,7 +930,7 @@ def run_latency(r: Runner, seeds: Sequence[int], methods: Sequence[str], n_train
                 r.cached("latency", f"{device}-{m}", s, _latency_run, r, lab, device, m, s, train_rows, test_rows)
     for device in devices:
         r.cached("latency", f"{device}-ceiling", 0, _literal_ceiling, device, r)
-        r.cached("latency", f"{device}-drift-k{'-'.join(map(str, DRIFT_NEIGHBOURS))}", 0, _order_drift, device, r)
+        r.cached("latency", f"{device}-{DRIFT_KEY}", 0, _order_drift, device, r)
     if r.args.no_measured:
         return
     # measured on this machine: what the cache holds (see predictors.data.measured_passes)
@@ -1036,11 +1045,17 @@ def _plot(summary: dict[str, list[dict[str, Any]]], path: Path, proxy: tuple[str
 DRIFT_ZOOM = range(5000, 5260)
 
 
+def _drift_zoom_rows(n: int) -> range:
+    """The rows of :data:`DRIFT_ZOOM` in a table of ``n`` rows; the last ``len(DRIFT_ZOOM)`` of a shorter one."""
+    lo = max(0, min(DRIFT_ZOOM.start, n - len(DRIFT_ZOOM)))
+    return range(lo, min(lo + len(DRIFT_ZOOM), n))
+
+
 def _plot_drift(rows: list[dict[str, Any]], path: Path) -> bool:
     """One row of panels per device: left, the literal ceiling model's relative errors along the whole
     NB201 index with the median of each row's neighbours (the longest window); right, the rows of
     :data:`DRIFT_ZOOM` one by one (the last ones of a shorter table). False where no ``drift_literal`` row exists."""
-    rows = [d for d in rows if d.get("method") == "drift_literal" and d.get("errors")]
+    rows = [d for d in _current_drift(rows) if d.get("errors")]
     if not rows:
         return False
     import matplotlib
@@ -1063,8 +1078,7 @@ def _plot_drift(rows: list[dict[str, Any]], path: Path) -> bool:
                      f"(shuffled rows {d[f'shuffled_within_10pct_k{short}']:.3f} / "
                      f"{d[f'shuffled_within_10pct_k{k}']:.3f})", fontsize=8)
         ax.set_ylabel("fit / y - 1")
-        lo = max(0, min(DRIFT_ZOOM.start, len(err) - len(DRIFT_ZOOM)))  # a shorter table: its last rows
-        shown = range(lo, min(lo + len(DRIFT_ZOOM), len(err)))
+        shown = _drift_zoom_rows(len(err))
         zoom.plot(shown, err[shown.start:shown.stop], ".-", ms=2, lw=0.4, color="tab:blue")
         zoom.set_title(f"{d['device']}: rows {shown.start}-{shown.stop - 1}", fontsize=8)
         for a in (ax, zoom):
@@ -1176,7 +1190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif e == "zeroshot":
             summary[e] = _aggregate(current_zeroshot(cached), ("key", "method"), rank)
         else:
-            drift = [c for c in cached if c.get("method") == "drift_literal"]
+            drift = _current_drift(cached)
             summary[e] = _aggregate([c for c in cached if c.get("method") != "drift_literal"], ("device", "method"),
                                     lat)
             if drift:
