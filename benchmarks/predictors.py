@@ -779,18 +779,15 @@ def run_ablations(r: Runner, seeds: Sequence[int], n: int) -> None:
                 r.cached("ablations", f"{name}-n{n}", s, _ablation, r, lab, name, s, train_rows, test_rows)
 
 
-def _literal_features(lab: Any) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
-    """The literal cells' one-hot genotypes, their interactions up to order 3, and the genotypes."""
+def _literal_features(lab: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The literal cells' one-hot genotypes (:func:`predictors.data.genotype_onehot`: 6 edges x 5 ops)
+    and their interactions up to order 3."""
     from sklearn.preprocessing import PolynomialFeatures
 
-    from search_spaces.nb201 import OPS, parse_arch
+    from predictors.data import genotype_onehot
 
-    genos = [list(parse_arch(a)) for a in lab.archs]
-    onehot = np.zeros((len(genos), 6 * len(OPS)))
-    for i, g in enumerate(genos):
-        for e, op in enumerate(g):
-            onehot[i, e * len(OPS) + OPS.index(op)] = 1.0
-    return onehot, PolynomialFeatures(3, interaction_only=True, include_bias=False).fit_transform(onehot), genos
+    onehot = genotype_onehot("nb201", lab.archs)
+    return onehot, PolynomialFeatures(3, interaction_only=True, include_bias=False).fit_transform(onehot)
 
 
 def _literal_ceiling(device: str, r: Runner) -> dict[str, Any]:
@@ -799,13 +796,12 @@ def _literal_ceiling(device: str, r: Runner) -> dict[str, Any]:
     from sklearn.linear_model import LinearRegression, Ridge
 
     from predictors.metrics import latency_metrics
-    from search_spaces.nb201 import OPS
 
     lab = r.labelled("nb201", f"latency:{device}")
-    _, poly, genos = _literal_features(lab)
-    rows = np.random.default_rng(r.args.seed).permutation(len(genos))[:12000]
+    onehot, poly = _literal_features(lab)
+    rows = np.random.default_rng(r.args.seed).permutation(len(lab.y))[:12000]
     fit = Ridge(alpha=1.0).fit(poly[rows], lab.y[rows]).predict(poly[rows])
-    counts = np.array([[g.count(op) for op in OPS[1:]] for g in genos], dtype=float)
+    counts = onehot.reshape(len(lab.y), 6, -1).sum(axis=1)[:, 1:]  # each op's edges, "none" left out
     lin = LinearRegression().fit(counts, lab.y).predict(counts)
     return {"method": "ceiling_literal", "device": device,
             **{f"fit_{k}": v for k, v in latency_metrics(np.maximum(fit, 1e-9), lab.y[rows]).items()},
@@ -829,16 +825,15 @@ def _order_drift(device: str, r: Runner) -> dict[str, Any]:
     from predictors.metrics import latency_metrics, order_drift
 
     lab = r.labelled("nb201", f"latency:{device}")
-    _, poly, genos = _literal_features(lab)
+    onehot, poly = _literal_features(lab)
     fit = Ridge(alpha=1.0).fit(poly, lab.y).predict(poly)
-    g = np.array(genos)
     got = {k: order_drift(fit, lab.y, neighbours=k, seed=0, shuffles=DRIFT_SHUFFLES) for k in DRIFT_NEIGHBOURS}
     return {"method": "drift_literal", "device": device, "n_test": len(lab.y),
             "fit_within_10pct": latency_metrics(fit, lab.y)["within_10pct"],
             "error_lag1": got[DRIFT_NEIGHBOURS[0]]["error_lag1"],  # the same for every window
             **{f"{name}_k{k}": got[k][name] for k in DRIFT_NEIGHBOURS
                for name in ("drift_within_10pct", "shuffled_within_10pct")},
-            "adjacent_shared_edges": float((g[1:] == g[:-1]).sum(axis=1).mean()),
+            "adjacent_shared_edges": float((onehot[1:] * onehot[:-1]).sum(axis=1).mean()),
             "fit_lag1": float(spearmanr(fit[:-1], fit[1:])[0]), "neighbours": list(DRIFT_NEIGHBOURS),
             "shuffles": DRIFT_SHUFFLES, "shuffle_seed": 0, "errors": [float(f"{e:.4g}") for e in fit / lab.y - 1.0]}
 
